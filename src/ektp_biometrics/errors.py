@@ -1,0 +1,46 @@
+"""Typed exceptions used across ektp_biometrics.
+
+Every error the library raises on bad input derives from :class:`EktpError`, so an
+application can catch one type at its boundary. Each subclass also derives from the
+built-in exception a Python developer would expect (``ValueError`` for malformed data,
+``RuntimeError`` for an unusable environment), so existing ``except ValueError``
+handlers keep working.
+
+Messages say what was wrong and what to do about it; they never include biometric
+bytes or key material.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EktpError",
+    "ImageError",
+    "ExtractionError",
+    "TemplateFormatError",
+    "ConfigurationError",
+    "DependencyError",
+]
+
+
+class EktpError(Exception):
+    """Base class of every error raised by ektp_biometrics."""
+
+
+class ImageError(EktpError, ValueError):
+    """An image cannot be read or is unfit for processing (corrupt, empty, tiny, huge, wrong dtype)."""
+
+
+class ExtractionError(EktpError, ValueError):
+    """Features could not be extracted from an otherwise readable image (for example, no ridge area found)."""
+
+
+class TemplateFormatError(EktpError, ValueError):
+    """Serialized template bytes are malformed, truncated, out of range or of an unsupported version."""
+
+
+class ConfigurationError(EktpError, ValueError):
+    """A parameter or option has an invalid value."""
+
+
+class DependencyError(EktpError, RuntimeError):
+    """An optional dependency needed for the requested operation is not installed."""
