@@ -37,7 +37,8 @@ GOLDEN = Path(__file__).parent / "golden"
 BINARY_FORMATS = ("iso19794-2", "ansi378", "ektp")
 ALL_FORMATS = ("iso19794-2", "ansi378", "xyt", "xyt-nist", "ektp")
 XYT_FORMATS = ("xyt", "xyt-nist")
-#: Slowest acceptable parse of one hostile record (generous: the CPU is shared).
+#: Most CPU time one parse of a hostile record may take (a parse takes ~0.1 ms; CPU time, not
+#: wall time, so other processes on the shared machine cannot make the bound flaky).
 MAX_SECONDS_PER_PARSE = 0.25
 
 # Golden files: name -> format.  The ektp blob is version 1 and must stay readable forever.
@@ -158,7 +159,7 @@ def assert_within_precision(original: FingerprintTemplate, back: FingerprintTemp
 
 
 @pytest.mark.parametrize("fmt", ["iso19794-2", "ansi378", "xyt", "xyt-nist"])
-@settings(max_examples=60, deadline=2000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(template=templates())
 def test_round_trip_within_format_precision(fmt: str, template: FingerprintTemplate) -> None:
     data = dumps(template, fmt)
@@ -168,7 +169,7 @@ def test_round_trip_within_format_precision(fmt: str, template: FingerprintTempl
     assert dumps(back, fmt) == data
 
 
-@settings(max_examples=80, deadline=2000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(template=templates(max_minutiae=255))
 def test_ektp_round_trip_is_bit_exact(template: FingerprintTemplate) -> None:
     data = dumps(template, "ektp")
@@ -449,24 +450,24 @@ def test_golden_xyt_text() -> None:
 
 def _parse_outcome(data: bytes, fmt: str) -> FingerprintTemplate | None:
     """Parse; TemplateFormatError -> None; anything else propagates (and fails the test)."""
-    start = time.perf_counter()
+    start = time.process_time()
     try:
         return load(data, fmt)
     except TemplateFormatError:
         return None
     finally:
-        assert time.perf_counter() - start < MAX_SECONDS_PER_PARSE
+        assert time.process_time() - start < MAX_SECONDS_PER_PARSE
 
 
 @pytest.mark.parametrize("fmt", ALL_FORMATS)
-@settings(max_examples=150, deadline=1000, derandomize=True)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(data=st.binary(max_size=300))
 def test_random_bytes_raise_only_template_format_error(fmt: str, data: bytes) -> None:
     _parse_outcome(data, fmt)
 
 
 @pytest.mark.parametrize("fmt", ["iso19794-2", "ansi378", "ektp"])
-@settings(max_examples=150, deadline=1000, derandomize=True)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(tail=st.binary(max_size=200))
 def test_random_bytes_behind_a_valid_magic(fmt: str, tail: bytes) -> None:
     prefix = b"EKTPFT\x01" if fmt == "ektp" else b"FMR\x00 20\x00"
@@ -498,7 +499,7 @@ def test_single_byte_mutations(filename: str) -> None:
                 assert outcome is None, f"ektp accepted a change of byte {position}"
 
 
-@settings(max_examples=100, deadline=1000, derandomize=True)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(positions=st.lists(st.integers(0, 10_000), min_size=1, max_size=6), values=st.binary(min_size=6, max_size=6))
 def test_random_multi_byte_mutations(positions: list[int], values: bytes) -> None:
     for filename, fmt in GOLDEN_FILES.items():
@@ -542,11 +543,11 @@ def test_specific_hostile_records() -> None:
     cases["trailing byte"] = trailing
     for what, data in cases.items():
         with pytest.raises(TemplateFormatError):
-            start = time.perf_counter()
+            start = time.process_time()
             try:
                 loads(data, "iso")
             finally:
-                assert time.perf_counter() - start < MAX_SECONDS_PER_PARSE, what
+                assert time.process_time() - start < MAX_SECONDS_PER_PARSE, what
     # A well-formed record with zero views is valid; it simply has no view 0.
     assert loads_all(_iso(views=0), "iso") == []
 
