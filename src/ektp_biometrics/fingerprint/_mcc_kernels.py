@@ -1,0 +1,549 @@
+"""Numba kernels of the Minutia Cylinder-Code matcher.
+
+The kernels trust their input: :mod:`ektp_biometrics.fingerprint.match` validates and converts
+everything first.  Coordinates here are ``x`` (= column) and ``y_up`` (= minus the row), a
+right-handed frame in which minutia directions are counter-clockwise from +x, so rotations of
+the print are proper rotations of the cylinders.  Every kernel has a slow, obvious twin in
+``tests/naive_mcc.py`` that the tests compare with.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import config, njit, types
+from numba.extending import intrinsic
+
+# Fast-math without nnan/ninf: masks and guards rely on NaN and inf behaving (STYLE.md, habit 10).
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+#: Quantization of local similarities for the counting sort that orders candidate pairs.
+SORT_BINS = 1024
+
+TWO_PI = 2.0 * math.pi
+
+if config.DISABLE_JIT:  # pragma: no cover - only under NUMBA_DISABLE_JIT=1 (coverage runs)
+
+    def _popcount(x):  # type: ignore[no-redef]
+        return bin(int(x)).count("1")
+
+else:
+
+    @intrinsic
+    def _popcount(typingctx, x):  # type: ignore[no-redef]
+        """Population count of a 64-bit word, the LLVM ``ctpop`` instruction."""
+        if not isinstance(x, types.Integer):
+            return None
+        sig = types.uint64(types.uint64)
+
+        def codegen(context, builder, signature, args):
+            return builder.ctpop(args[0])
+
+        return sig, codegen
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _angle_difference(a: float, b: float) -> float:
+    """``a - b`` wrapped into ``[-pi, pi)`` (MCC's d_phi)."""
+    d = a - b
+    return d - TWO_PI * math.floor((d + math.pi) / TWO_PI)
+
+
+@njit(cache=True, nogil=True)
+def _convex_hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Counter-clockwise convex hull vertices (monotone chain); (H, 2) float64, H >= 1 if n >= 1."""
+    n = x.shape[0]
+    order = np.argsort(x * 1e6 + y) if n > 0 else np.empty(0, np.int64)
+    # sort by x then y exactly (the combined key above is only a first pass)
+    pts = np.empty((n, 2))
+    for i in range(n):
+        pts[i, 0] = x[order[i]]
+        pts[i, 1] = y[order[i]]
+    for i in range(1, n):  # insertion sort fixes any tie the combined key mis-ordered
+        j = i
+        while j > 0 and (pts[j - 1, 0] > pts[j, 0] or (pts[j - 1, 0] == pts[j, 0] and pts[j - 1, 1] > pts[j, 1])):
+            t0 = pts[j, 0]
+            t1 = pts[j, 1]
+            pts[j, 0] = pts[j - 1, 0]
+            pts[j, 1] = pts[j - 1, 1]
+            pts[j - 1, 0] = t0
+            pts[j - 1, 1] = t1
+            j -= 1
+    hull = np.empty((2 * n + 1, 2))
+    k = 0
+    for i in range(n):
+        while k >= 2 and (
+            (hull[k - 1, 0] - hull[k - 2, 0]) * (pts[i, 1] - hull[k - 2, 1])
+            - (hull[k - 1, 1] - hull[k - 2, 1]) * (pts[i, 0] - hull[k - 2, 0])
+        ) <= 0.0:
+            k -= 1
+        hull[k, 0] = pts[i, 0]
+        hull[k, 1] = pts[i, 1]
+        k += 1
+    lower = k + 1
+    for i in range(n - 2, -1, -1):
+        while k >= lower and (
+            (hull[k - 1, 0] - hull[k - 2, 0]) * (pts[i, 1] - hull[k - 2, 1])
+            - (hull[k - 1, 1] - hull[k - 2, 1]) * (pts[i, 0] - hull[k - 2, 0])
+        ) <= 0.0:
+            k -= 1
+        hull[k, 0] = pts[i, 0]
+        hull[k, 1] = pts[i, 1]
+        k += 1
+    if n == 1:
+        return hull[:1].copy()
+    return hull[: k - 1].copy()  # the last point repeats the first
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _distance_to_hull(px: float, py: float, hull: np.ndarray) -> float:
+    """Euclidean distance from a point to a convex polygon (0 inside); hull counter-clockwise."""
+    h = hull.shape[0]
+    if h == 0:
+        return np.inf
+    if h == 1:
+        return math.hypot(px - hull[0, 0], py - hull[0, 1])
+    inside = h >= 3
+    best = np.inf
+    for e in range(h):
+        ax = hull[e, 0]
+        ay = hull[e, 1]
+        bx = hull[(e + 1) % h, 0]
+        by = hull[(e + 1) % h, 1]
+        ex = bx - ax
+        ey = by - ay
+        cross = ex * (py - ay) - ey * (px - ax)
+        if cross < 0.0:
+            inside = False
+        length2 = ex * ex + ey * ey
+        t = ((px - ax) * ex + (py - ay) * ey) / length2 if length2 > 0.0 else 0.0
+        t = min(max(t, 0.0), 1.0)
+        d = math.hypot(px - (ax + t * ex), py - (ay + t * ey))
+        if d < best:
+            best = d
+    return 0.0 if inside else best
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _build_cylinders(
+    x: np.ndarray,
+    y: np.ndarray,
+    theta: np.ndarray,
+    cell_a: np.ndarray,
+    cell_b: np.ndarray,
+    cell_size: float,
+    direction_bins: int,
+    sigma_space: float,
+    sigma_direction: float,
+    cell_threshold: float,
+    cell_steepness: float,
+    hull_margin: float,
+    cylinder_radius: float,
+    min_valid_cell_fraction: float,
+    min_neighbour_minutiae: int,
+):
+    """Float cylinders, binary cylinders and validity for every minutia (MCC section 3).
+
+    Returns ``(values, bits, cell_valid, cylinder_valid)``: ``values`` (n, C*ND) float32 sigmoid
+    cell values (0 in invalid cells), ``bits`` (n, C*ND) bool step values, ``cell_valid`` (n, C)
+    bool, ``cylinder_valid`` (n,) bool, where C is the number of in-circle cells.
+    """
+    n = x.shape[0]
+    n_cells = cell_a.shape[0]
+    values = np.zeros((n, n_cells * direction_bins), np.float32)
+    bits = np.zeros((n, n_cells * direction_bins), np.bool_)
+    cell_valid = np.zeros((n, n_cells), np.bool_)
+    cylinder_valid = np.zeros(n, np.bool_)
+    if n == 0:
+        return values, bits, cell_valid, cylinder_valid
+    hull = _convex_hull(x, y)
+    neighbourhood = 3.0 * sigma_space
+    gauss_norm = 1.0 / (sigma_space * math.sqrt(TWO_PI))
+    inv_two_sigma2 = 1.0 / (2.0 * sigma_space * sigma_space)
+    bin_width = TWO_PI / direction_bins
+    erf_scale = 1.0 / (sigma_direction * math.sqrt(2.0))
+    contrib = np.zeros(direction_bins)
+    for m in range(n):
+        c = math.cos(theta[m])
+        s = math.sin(theta[m])
+        n_valid = 0
+        for cell in range(n_cells):
+            px = x[m] + cell_size * (c * cell_a[cell] - s * cell_b[cell])
+            py = y[m] + cell_size * (s * cell_a[cell] + c * cell_b[cell])
+            if _distance_to_hull(px, py, hull) > hull_margin:
+                continue
+            cell_valid[m, cell] = True
+            n_valid += 1
+            for k in range(direction_bins):
+                contrib[k] = 0.0
+            for t in range(n):
+                if t == m:
+                    continue
+                dx = x[t] - px
+                dy = y[t] - py
+                d2 = dx * dx + dy * dy
+                if d2 > neighbourhood * neighbourhood:
+                    continue
+                spatial = gauss_norm * math.exp(-d2 * inv_two_sigma2)
+                relative = _angle_difference(theta[m], theta[t])
+                for k in range(direction_bins):
+                    centre = -math.pi + (k + 0.5) * bin_width
+                    alpha = _angle_difference(centre, relative)
+                    directional = 0.5 * (
+                        math.erf((alpha + 0.5 * bin_width) * erf_scale) - math.erf((alpha - 0.5 * bin_width) * erf_scale)
+                    )
+                    contrib[k] += spatial * directional
+            for k in range(direction_bins):
+                v = contrib[k]
+                values[m, cell * direction_bins + k] = 1.0 / (1.0 + math.exp(-cell_steepness * (v - cell_threshold)))
+                bits[m, cell * direction_bins + k] = v >= cell_threshold
+        neighbours = 0
+        reach = cylinder_radius + neighbourhood
+        for t in range(n):
+            if t != m and (x[t] - x[m]) ** 2 + (y[t] - y[m]) ** 2 <= reach * reach:
+                neighbours += 1
+        cylinder_valid[m] = n_valid >= min_valid_cell_fraction * n_cells and neighbours >= min_neighbour_minutiae
+    return values, bits, cell_valid, cylinder_valid
+
+
+@njit(cache=True, nogil=True)
+def _pack_bits(bits: np.ndarray, n_words: int) -> np.ndarray:
+    """Pack (n, B) bool rows into (n, n_words) uint64, bit b of a row in word b // 64, bit b % 64."""
+    n = bits.shape[0]
+    out = np.zeros((n, n_words), np.uint64)
+    for i in range(n):
+        for b in range(bits.shape[1]):
+            if bits[i, b]:
+                out[i, b // 64] |= np.uint64(1) << np.uint64(b % 64)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _popcount_rows(words: np.ndarray) -> np.ndarray:
+    """Set bits of each row of a (n, W) uint64 array, as int64."""
+    out = np.zeros(words.shape[0], np.int64)
+    for i in range(words.shape[0]):
+        acc = np.uint64(0)
+        for w in range(words.shape[1]):
+            acc += _popcount(words[i, w])
+        out[i] = acc
+    return out
+
+
+# Layout of a prepared template, shared with match.py:
+#   words (V, 2W + Wc) uint64: binary cylinder | mask (a bit per direction bin of a valid cell) |
+#         one bit per valid cell
+#   minutia (V, 3) float64: direction theta, set bits of the binary cylinder, valid cells
+#   pairs (2, V, V) float64: distance between minutiae t and k, angle of the vector from k to t
+# Packed parameters (float64): see match._kernel_params.
+P_MIN_PAIRS = 0
+P_MAX_PAIRS = 1
+P_PAIRS_CENTER = 2
+P_PAIRS_STEEPNESS = 3
+P_ITERATIONS = 4
+P_WEIGHT = 5
+P_MAX_RELAXATION_PAIRS = 6
+P_FULL_CELLS = 7
+P_MAX_DIRECTION_DIFFERENCE = 8
+P_MIN_MATCHABLE_CELLS = 9
+P_WORDS = 10
+P_CELL_WORDS = 11
+N_PACKED = 12
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _local_similarity_bits(
+    words_a: np.ndarray, minutia_a: np.ndarray, words_b: np.ndarray, minutia_b: np.ndarray, params: np.ndarray
+) -> np.ndarray:
+    """Local similarity matrix of binary cylinders (MCC eq. 6 with the bit norms of section 5).
+
+    A pair is matchable when the directions differ by at most the maximum and enough cells are
+    valid in both; its similarity is 1 - sqrt|a xor b| / (sqrt|a| + sqrt|b|) over the cells valid
+    in both.  A cylinder whose cells are all valid needs no masking, which saves most popcounts.
+    Returns (nA, nB) float32 in [0, 1].
+    """
+    na = words_a.shape[0]
+    nb = words_b.shape[0]
+    w_bits = int(params[P_WORDS])
+    w_cells = int(params[P_CELL_WORDS])
+    full_cells = params[P_FULL_CELLS]
+    min_cells = params[P_MIN_MATCHABLE_CELLS]
+    max_turn = params[P_MAX_DIRECTION_DIFFERENCE]
+    check_direction = max_turn < math.pi
+    out = np.zeros((na, nb), np.float32)
+    for i in range(na):
+        full_a = minutia_a[i, 2] == full_cells
+        for j in range(nb):
+            if check_direction and abs(_angle_difference(minutia_a[i, 0], minutia_b[j, 0])) > max_turn:
+                continue
+            full_b = minutia_b[j, 2] == full_cells
+            n_a = np.uint64(0)
+            n_b = np.uint64(0)
+            n_x = np.uint64(0)
+            if full_a and full_b:
+                n_a = np.uint64(minutia_a[i, 1])
+                n_b = np.uint64(minutia_b[j, 1])
+                for w in range(w_bits):
+                    n_x += _popcount(words_a[i, w] ^ words_b[j, w])
+            else:
+                # cells valid in both: with one side complete, the other side's count
+                if full_a:
+                    common = minutia_b[j, 2]
+                elif full_b:
+                    common = minutia_a[i, 2]
+                else:
+                    shared = np.uint64(0)
+                    for w in range(2 * w_bits, 2 * w_bits + w_cells):
+                        shared += _popcount(words_a[i, w] & words_b[j, w])
+                    common = float(shared)
+                if common < min_cells:
+                    continue
+                for w in range(w_bits):
+                    ca = words_a[i, w] & words_b[j, w_bits + w]
+                    cb = words_b[j, w] & words_a[i, w_bits + w]
+                    n_a += _popcount(ca)
+                    n_b += _popcount(cb)
+                    n_x += _popcount(ca ^ cb)
+            denominator = math.sqrt(n_a) + math.sqrt(n_b)
+            if denominator > 0.0:
+                out[i, j] = 1.0 - math.sqrt(n_x) / denominator
+    return out
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _sigmoid(v: float, center: float, steepness: float) -> float:
+    """MCC's Z(v; mu, tau) = 1 / (1 + exp(-tau (v - mu)))."""
+    z = -steepness * (v - center)
+    if z > 60.0:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(z))
+
+
+@njit(cache=True, nogil=True)
+def _select_pairs(similarity: np.ndarray, limit: int):
+    """Up to ``limit`` one-to-one pairs (i, j), greedily by decreasing similarity.
+
+    Candidates are each row's and each column's best pair (ties: the lower index); they are
+    taken in decreasing similarity (ties: rows' candidates first, then by index) unless a minutia
+    is already used.  Returns (pairs_a, pairs_b, count).
+    """
+    na = similarity.shape[0]
+    nb = similarity.shape[1]
+    row_best = np.full(na, -1, np.int32)
+    col_best = np.full(nb, -1, np.int32)
+    row_value = np.zeros(na, np.float32)
+    col_value = np.zeros(nb, np.float32)
+    for i in range(na):
+        for j in range(nb):
+            v = similarity[i, j]
+            if v > row_value[i]:
+                row_value[i] = v
+                row_best[i] = j
+            if v > col_value[j]:
+                col_value[j] = v
+                col_best[j] = i
+    cand_a = np.empty(na + nb, np.int32)
+    cand_b = np.empty(na + nb, np.int32)
+    cand_v = np.empty(na + nb, np.float64)
+    n = 0
+    for i in range(na):
+        if row_best[i] >= 0:
+            cand_a[n] = i
+            cand_b[n] = row_best[i]
+            cand_v[n] = row_value[i]
+            n += 1
+    for j in range(nb):
+        i = col_best[j]
+        if i >= 0 and row_best[i] != j:  # not already a row's candidate
+            cand_a[n] = i
+            cand_b[n] = j
+            cand_v[n] = col_value[j]
+            n += 1
+    order = np.argsort(-cand_v[:n], kind="mergesort")
+    pairs_a = np.empty(limit, np.int32)
+    pairs_b = np.empty(limit, np.int32)
+    used_a = np.zeros(na, np.bool_)
+    used_b = np.zeros(nb, np.bool_)
+    count = 0
+    for r in range(n):
+        if count >= limit:
+            break
+        i = cand_a[order[r]]
+        j = cand_b[order[r]]
+        if used_a[i] or used_b[j]:
+            continue
+        used_a[i] = True
+        used_b[j] = True
+        pairs_a[count] = i
+        pairs_b[count] = j
+        count += 1
+    return pairs_a, pairs_b, count
+
+
+def sigmoid_tables(centers_steepness: np.ndarray, length: int = 4097, cutoff: float = 25.0):
+    """Tabulate decreasing sigmoids Z(d; mu, tau) (tau < 0) on [0, mu + cutoff / |tau|].
+
+    Returns ``(tables, steps)``: (3, length) float64 values and (3,) sample spacing.  Beyond the
+    table's end Z < exp(-cutoff), which the kernel treats as 0.
+    """
+    n = centers_steepness.shape[0]
+    tables = np.empty((n, length))
+    steps = np.empty(n)
+    for r in range(n):
+        mu, tau = centers_steepness[r]
+        end = mu + cutoff / abs(tau)
+        d = np.linspace(0.0, end, length)
+        tables[r] = 1.0 / (1.0 + np.exp(-tau * (d - mu)))
+        tables[r, -1] = 0.0
+        steps[r] = end / (length - 1)
+    return tables, steps
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _lookup(tables: np.ndarray, steps: np.ndarray, row: int, d: float) -> float:
+    """Linear interpolation in a sigmoid table (0 past its end)."""
+    u = d / steps[row]
+    last = tables.shape[1] - 1
+    if u >= last:
+        return 0.0
+    k = int(u)
+    f = u - k
+    return tables[row, k] * (1.0 - f) + tables[row, k + 1] * f
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _relaxed_score(
+    similarity: np.ndarray,
+    minutia_a: np.ndarray,
+    pairs_a: np.ndarray,
+    minutia_b: np.ndarray,
+    pairs_b: np.ndarray,
+    params: np.ndarray,
+    tables: np.ndarray,
+    steps: np.ndarray,
+) -> float:
+    """LSS-R global score (MCC section 4.3) from a local similarity matrix.
+
+    ``tables``/``steps`` tabulate the distance, direction and radial compatibility sigmoids
+    (:func:`sigmoid_tables`).
+    """
+    na = similarity.shape[0]
+    nb = similarity.shape[1]
+    if na == 0 or nb == 0:
+        return 0.0
+    smaller = min(na, nb)
+    min_pairs = params[P_MIN_PAIRS]
+    n_p = int(
+        min_pairs
+        + round(
+            _sigmoid(smaller, params[P_PAIRS_CENTER], params[P_PAIRS_STEEPNESS]) * (params[P_MAX_PAIRS] - min_pairs)
+        )
+    )
+    iterations = int(params[P_ITERATIONS])
+    weight = params[P_WEIGHT]
+    limit = int(min(smaller, params[P_MAX_RELAXATION_PAIRS]))
+    sel_a, sel_b, n_r = _select_pairs(similarity, limit)
+    if n_r == 0:
+        return 0.0
+    initial = np.empty(n_r)
+    for t in range(n_r):
+        initial[t] = similarity[sel_a[t], sel_b[t]]
+    # compatibility rho(t, k) of pair t with pair k; the distance and direction terms are symmetric
+    rho = np.zeros((n_r, n_r))
+    for t in range(n_r):
+        at = sel_a[t]
+        bt = sel_b[t]
+        for k in range(t + 1, n_r):
+            ak = sel_a[k]
+            bk = sel_b[k]
+            r1 = _lookup(tables, steps, 0, abs(pairs_a[0, at, ak] - pairs_b[0, bt, bk]))
+            if r1 == 0.0:
+                continue
+            da = minutia_a[at, 0] - minutia_a[ak, 0]
+            db = minutia_b[bt, 0] - minutia_b[bk, 0]
+            r12 = r1 * _lookup(tables, steps, 1, abs(_angle_difference(da, db)))
+            if r12 == 0.0:
+                continue
+            ra = minutia_a[at, 0] - pairs_a[1, at, ak]
+            rb = minutia_b[bt, 0] - pairs_b[1, bt, bk]
+            rho[t, k] = r12 * _lookup(tables, steps, 2, abs(_angle_difference(ra, rb)))
+            ra = minutia_a[ak, 0] - pairs_a[1, ak, at]
+            rb = minutia_b[bk, 0] - pairs_b[1, bk, bt]
+            rho[k, t] = r12 * _lookup(tables, steps, 2, abs(_angle_difference(ra, rb)))
+    current = initial.copy()
+    following = np.empty(n_r)
+    spread = (1.0 - weight) / (n_r - 1) if n_r > 1 else 0.0
+    for _ in range(iterations):
+        for t in range(n_r):
+            acc = 0.0
+            for k in range(n_r):
+                acc += rho[t, k] * current[k]
+            following[t] = weight * current[t] + spread * acc
+        current, following = following, current
+    # the n_P pairs with the highest efficiency (final / initial similarity) give the score
+    taken = np.zeros(n_r, np.bool_)
+    total = 0.0
+    for _ in range(min(n_p, n_r)):
+        best = -1
+        best_eff = -1.0
+        for t in range(n_r):
+            if not taken[t]:
+                eff = current[t] / initial[t]
+                if eff > best_eff:
+                    best_eff = eff
+                    best = t
+        taken[best] = True
+        total += current[best]
+    return total / n_p
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _match_prepared(
+    words_a: np.ndarray,
+    minutia_a: np.ndarray,
+    pairs_a: np.ndarray,
+    words_b: np.ndarray,
+    minutia_b: np.ndarray,
+    pairs_b: np.ndarray,
+    params: np.ndarray,
+    tables: np.ndarray,
+    steps: np.ndarray,
+) -> float:
+    """Full comparison of two prepared templates: bit local similarities, then LSS-R."""
+    if words_a.shape[0] == 0 or words_b.shape[0] == 0:
+        return 0.0
+    similarity = _local_similarity_bits(words_a, minutia_a, words_b, minutia_b, params)
+    return _relaxed_score(similarity, minutia_a, pairs_a, minutia_b, pairs_b, params, tables, steps)
+
+
+@njit(cache=True, nogil=True)
+def _match_one_to_many(
+    words_a: np.ndarray,
+    minutia_a: np.ndarray,
+    pairs_a: np.ndarray,
+    words_all: np.ndarray,
+    minutia_all: np.ndarray,
+    pairs_flat: np.ndarray,
+    row_offsets: np.ndarray,
+    pair_offsets: np.ndarray,
+    params: np.ndarray,
+    tables: np.ndarray,
+    steps: np.ndarray,
+) -> np.ndarray:
+    """Scores of one prepared template against many, concatenated (no per-comparison dispatch).
+
+    Template g owns rows ``row_offsets[g]:row_offsets[g + 1]`` of ``words_all`` and
+    ``minutia_all`` and the flattened (2, V, V) block at ``pair_offsets[g]`` of ``pairs_flat``.
+    """
+    n = row_offsets.shape[0] - 1
+    out = np.empty(n)
+    for g in range(n):
+        r0 = row_offsets[g]
+        v = row_offsets[g + 1] - r0
+        p0 = pair_offsets[g]
+        pairs_b = pairs_flat[p0 : p0 + 2 * v * v].reshape((2, v, v))
+        out[g] = _match_prepared(
+            words_a, minutia_a, pairs_a, words_all[r0 : r0 + v], minutia_all[r0 : r0 + v], pairs_b, params, tables, steps
+        )
+    return out

@@ -1,0 +1,366 @@
+"""One-to-one fingerprint comparison with Minutia Cylinder-Code and LSS-R consolidation.
+
+Each minutia gets a *cylinder*: a 3-D histogram (two spatial axes aligned with the minutia's
+direction, one axis of relative direction) of the minutiae around it (Cappelli, Ferrara and
+Maltoni, IEEE TPAMI 2010).  Cylinders are invariant to translation and rotation by construction.
+Two templates are compared by the similarity of all their cylinder pairs (binary cylinders and
+64-bit popcounts, "MCC16b"), then the best pairs are *relaxed* against each other so that only
+pairs that agree geometrically (distances and angles between them) keep a high similarity
+(LSS-R).  The score is the mean relaxed similarity of the n_P most efficient pairs, in [0, 1].
+
+Probe once, match many: :func:`prepare` builds a :class:`MatchTemplate` once per template, and
+:func:`match` on prepared templates only runs the Numba comparison kernel.
+
+Examples
+--------
+>>> import numpy as np
+>>> from ektp_biometrics.fingerprint.template import FingerprintTemplate, make_minutiae
+>>> rng = np.random.default_rng(0)
+>>> rows, cols = rng.uniform(20, 280, 40), rng.uniform(20, 280, 40)
+>>> dirs = rng.uniform(0, 2 * np.pi, 40)
+>>> a = FingerprintTemplate(300, 300, make_minutiae(rows, cols, dirs))
+>>> other = FingerprintTemplate(300, 300, make_minutiae(*rng.uniform(20, 280, (2, 40)), dirs[::-1]))
+>>> match(a, a) > 0.9, match(a, other) < 0.2
+(True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Sequence, Union
+
+import numpy as np
+
+from ..errors import ConfigurationError, TemplateFormatError
+from . import _mcc_kernels as kernels
+from .match_params import DEFAULT_MATCH_PARAMETERS, MatchParameters
+from .template import FingerprintTemplate
+
+__all__ = ["MatchTemplate", "prepare", "match", "match_many", "threshold", "fmr_at"]
+
+#: Resolution the matcher's distances are expressed in.
+MATCH_DPI = 500
+
+
+@lru_cache(maxsize=16)
+def _cell_layout(params: MatchParameters) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (a, b), in cells from the centre, of the cells whose centre lies within R."""
+    n = params.cells_per_side
+    offsets = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    a, b = np.meshgrid(offsets, offsets, indexing="ij")
+    inside = (a * a + b * b) * params.cell_size**2 <= params.cylinder_radius**2
+    return np.ascontiguousarray(a[inside]), np.ascontiguousarray(b[inside])
+
+
+@lru_cache(maxsize=16)
+def _kernel_params(params: MatchParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parameters packed for the kernels, and the tabulated compatibility sigmoids."""
+    n_cells = _cell_layout(params)[0].shape[0]
+    packed = np.zeros(kernels.N_PACKED)
+    packed[kernels.P_MIN_PAIRS] = params.min_pairs
+    packed[kernels.P_MAX_PAIRS] = params.max_pairs
+    packed[kernels.P_PAIRS_CENTER] = params.pairs_sigmoid_center
+    packed[kernels.P_PAIRS_STEEPNESS] = params.pairs_sigmoid_steepness
+    packed[kernels.P_ITERATIONS] = params.relaxation_iterations
+    packed[kernels.P_WEIGHT] = params.relaxation_weight
+    packed[kernels.P_MAX_RELAXATION_PAIRS] = params.max_relaxation_pairs
+    packed[kernels.P_FULL_CELLS] = n_cells
+    packed[kernels.P_MAX_DIRECTION_DIFFERENCE] = params.max_direction_difference
+    packed[kernels.P_MIN_MATCHABLE_CELLS] = params.min_matchable_fraction * n_cells
+    packed[kernels.P_WORDS] = -(-n_cells * params.direction_bins // 64)
+    packed[kernels.P_CELL_WORDS] = -(-n_cells // 64)
+    tables, steps = kernels.sigmoid_tables(
+        np.array(
+            [
+                [params.distance_compat_center, params.distance_compat_steepness],
+                [params.direction_compat_center, params.direction_compat_steepness],
+                [params.radial_compat_center, params.radial_compat_steepness],
+            ]
+        )
+    )
+    for a in (packed, tables, steps):
+        a.flags.writeable = False
+    return packed, tables, steps
+
+
+@dataclass(frozen=True, eq=False)
+class MatchTemplate:
+    """A template prepared for fast comparison; build it with :func:`prepare`.
+
+    Only minutiae with a valid cylinder are kept.  Arrays are read-only.
+
+    Attributes
+    ----------
+    x, y_up : (V,) ndarray of float64
+        Position in pixels at 500 dpi: column, and minus the row (a right-handed frame).
+    theta : (V,) ndarray of float64
+        Direction in radians, counter-clockwise from +x.
+    index : (V,) ndarray of int32
+        Index of each kept minutia in the source template.
+    values : (V, C*ND) ndarray of float32
+        Float cylinders (sigmoid cell values; 0 in invalid cells), C in-circle cells.
+    words : (V, 2W + Wc) ndarray of uint64
+        Binary cylinder (W words), its validity mask (a bit per direction bin of a valid cell, W
+        words) and one bit per valid cell (Wc words).
+    minutia : (V, 3) ndarray of float64
+        Direction, set bits of the binary cylinder, number of valid cells.
+    pairs : (2, V, V) ndarray of float64
+        Distance between minutiae t and k, and the angle of the vector from k to t.
+    params : MatchParameters
+        Parameters the template was prepared with; :func:`match` refuses to mix two sets.
+    source_minutiae : int
+        Minutiae in the source template (valid cylinders or not).
+    """
+
+    x: np.ndarray = field(repr=False)
+    y_up: np.ndarray = field(repr=False)
+    theta: np.ndarray = field(repr=False)
+    index: np.ndarray = field(repr=False)
+    values: np.ndarray = field(repr=False)
+    words: np.ndarray = field(repr=False)
+    minutia: np.ndarray = field(repr=False)
+    pairs: np.ndarray = field(repr=False)
+    params: MatchParameters = field(repr=False)
+    source_minutiae: int = 0
+
+    def __len__(self) -> int:
+        return int(self.theta.shape[0])
+
+    def __repr__(self) -> str:
+        return f"MatchTemplate({len(self)} valid cylinders of {self.source_minutiae} minutiae)"
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays, in bytes."""
+        arrays = (self.x, self.y_up, self.theta, self.index, self.values, self.words, self.minutia, self.pairs)
+        return sum(a.nbytes for a in arrays)
+
+
+def _check_params(params: MatchParameters | None) -> MatchParameters:
+    if params is None:
+        return DEFAULT_MATCH_PARAMETERS
+    if not isinstance(params, MatchParameters):
+        raise ConfigurationError(f"params must be a MatchParameters, got {type(params).__name__}")
+    return params
+
+
+def prepare(template: FingerprintTemplate, params: MatchParameters | None = None) -> MatchTemplate:
+    """Build the cylinders of a template once, for many comparisons.
+
+    Parameters
+    ----------
+    template : FingerprintTemplate
+        Minutiae at any resolution; positions are rescaled to 500 dpi.
+    params : MatchParameters, optional
+        Defaults to :data:`~ektp_biometrics.fingerprint.match_params.DEFAULT_MATCH_PARAMETERS`.
+
+    Returns
+    -------
+    MatchTemplate
+
+    Raises
+    ------
+    TemplateFormatError
+        If ``template`` is not a :class:`FingerprintTemplate`.
+    ConfigurationError
+        If ``params`` is not a :class:`MatchParameters`.
+
+    Examples
+    --------
+    >>> from ektp_biometrics.fingerprint.template import FingerprintTemplate, make_minutiae
+    >>> t = FingerprintTemplate(200, 200, make_minutiae([50, 60, 100], [50, 90, 70], [0.0, 1.0, 2.0]))
+    >>> prepared = prepare(t)
+    >>> len(prepared), prepared.bits.dtype
+    (3, dtype('uint64'))
+    """
+    if not isinstance(template, FingerprintTemplate):
+        raise TemplateFormatError(f"expected a FingerprintTemplate, got {type(template).__name__}")
+    params = _check_params(params)
+    scale = MATCH_DPI / template.resolution
+    x = np.ascontiguousarray(template.col, dtype=np.float64) * scale
+    y_up = -np.ascontiguousarray(template.row, dtype=np.float64) * scale
+    theta = np.ascontiguousarray(template.direction, dtype=np.float64)
+    cell_a, cell_b = _cell_layout(params)
+    values, bits, cell_valid, cylinder_valid = kernels._build_cylinders(
+        x,
+        y_up,
+        theta,
+        cell_a,
+        cell_b,
+        params.cell_size,
+        params.direction_bins,
+        params.sigma_space,
+        params.sigma_direction,
+        params.cell_threshold,
+        params.cell_steepness,
+        params.hull_margin,
+        params.cylinder_radius,
+        params.min_valid_cell_fraction,
+        params.min_neighbour_minutiae,
+    )
+    keep = np.flatnonzero(cylinder_valid).astype(np.int32)
+    n_words = -(-bits.shape[1] // 64)
+    valid_kept = np.ascontiguousarray(cell_valid[keep])
+    packed_bits = kernels._pack_bits(np.ascontiguousarray(bits[keep]), n_words)
+    mask = kernels._pack_bits(np.ascontiguousarray(np.repeat(valid_kept, params.direction_bins, axis=1)), n_words)
+    cells = kernels._pack_bits(valid_kept, -(-valid_kept.shape[1] // 64))
+    kx, ky, kt = x[keep], y_up[keep], theta[keep]
+    dx = kx[:, None] - kx[None, :]
+    dy = ky[:, None] - ky[None, :]
+    arrays = dict(
+        x=kx,
+        y_up=ky,
+        theta=kt,
+        index=keep,
+        values=np.ascontiguousarray(values[keep]),
+        words=np.ascontiguousarray(np.hstack([packed_bits, mask, cells])),
+        minutia=np.ascontiguousarray(
+            np.stack([kt, kernels._popcount_rows(packed_bits), valid_kept.sum(axis=1)], axis=1).astype(np.float64)
+        ),
+        pairs=np.ascontiguousarray(np.stack([np.hypot(dx, dy), np.arctan2(dy, dx)])),
+    )
+    for a in arrays.values():
+        a.flags.writeable = False
+    return MatchTemplate(**arrays, params=params, source_minutiae=len(template))
+
+
+TemplateLike = Union[FingerprintTemplate, MatchTemplate]
+
+
+def _as_prepared(t: TemplateLike, params: MatchParameters, name: str) -> MatchTemplate:
+    if isinstance(t, MatchTemplate):
+        if t.params is not params and t.params != params:
+            raise ConfigurationError(f"{name} was prepared with other MatchParameters; prepare it again with these")
+        return t
+    if isinstance(t, FingerprintTemplate):
+        return prepare(t, params)
+    raise TemplateFormatError(f"{name} must be a FingerprintTemplate or MatchTemplate, got {type(t).__name__}")
+
+
+def match(a: TemplateLike, b: TemplateLike, params: MatchParameters | None = None) -> float:
+    """Similarity of two fingerprint templates, in [0, 1]; higher is more similar.
+
+    Invariant to translation and rotation, tolerant of distortion and partial overlap.  Pass
+    :class:`MatchTemplate` objects from :func:`prepare` when a template is compared many times.
+    Turn a score into a decision with :func:`threshold`.
+
+    Parameters
+    ----------
+    a, b : FingerprintTemplate or MatchTemplate
+    params : MatchParameters, optional
+        Must equal the parameters prepared templates were built with.
+
+    Returns
+    -------
+    float
+        0.0 when either template has no valid cylinder (fewer than about three minutiae).
+
+    Raises
+    ------
+    TemplateFormatError
+        If an argument is not a template.
+    ConfigurationError
+        If prepared templates were built with other parameters.
+
+    Examples
+    --------
+    >>> from ektp_biometrics.fingerprint.template import FingerprintTemplate, make_minutiae
+    >>> empty = FingerprintTemplate(100, 100, make_minutiae([], [], []))
+    >>> match(empty, empty)
+    0.0
+    """
+    params = _check_params(params)
+    pa = _as_prepared(a, params, "a")
+    pb = _as_prepared(b, params, "b")
+    packed, tables, steps = _kernel_params(params)
+    return float(kernels._match_prepared(pa.words, pa.minutia, pa.pairs, pb.words, pb.minutia, pb.pairs, packed, tables, steps))
+
+
+def match_many(
+    probe: TemplateLike, gallery: Sequence[TemplateLike], params: MatchParameters | None = None
+) -> np.ndarray:
+    """Scores of one template against each of a sequence, in one compiled loop.
+
+    Equal to ``[match(probe, g) for g in gallery]`` without the per-comparison Python overhead.
+
+    Returns
+    -------
+    (len(gallery),) ndarray of float64
+
+    Examples
+    --------
+    >>> from ektp_biometrics.fingerprint.template import FingerprintTemplate, make_minutiae
+    >>> t = FingerprintTemplate(200, 200, make_minutiae([50, 60, 100, 90], [50, 90, 70, 20], [0.0, 1.0, 2.0, 3.0]))
+    >>> match_many(t, [t, t]).tolist() == [match(t, t)] * 2
+    True
+    """
+    params = _check_params(params)
+    pa = _as_prepared(probe, params, "probe")
+    prepared = [_as_prepared(g, params, f"gallery[{i}]") for i, g in enumerate(gallery)]
+    packed, tables, steps = _kernel_params(params)
+    sizes = np.array([len(g) for g in prepared], dtype=np.int64)
+    row_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    pair_offsets = np.concatenate([[0], np.cumsum(2 * sizes * sizes)]).astype(np.int64)
+    width = pa.words.shape[1]
+    words_all = np.concatenate([g.words for g in prepared]) if prepared else np.zeros((0, width), np.uint64)
+    minutia_all = np.concatenate([g.minutia for g in prepared]) if prepared else np.zeros((0, 3))
+    pairs_flat = np.concatenate([g.pairs.ravel() for g in prepared]) if prepared else np.zeros(0)
+    return kernels._match_one_to_many(
+        pa.words, pa.minutia, pa.pairs, words_all, minutia_all, pairs_flat, row_offsets, pair_offsets,
+        packed, tables, steps,
+    )  # fmt: skip
+
+
+def _calibration_table() -> tuple[np.ndarray, np.ndarray]:
+    from ._match_calibration import FMR, SCORE
+
+    return np.asarray(SCORE, dtype=np.float64), np.asarray(FMR, dtype=np.float64)
+
+
+def threshold(fmr: float = 1e-3) -> float:
+    """Score threshold whose false match rate on real impostor pairs is at most ``fmr``.
+
+    The table behind it was measured by ``benchmarks/eval_verification.py --calibrate`` on every
+    impostor pair of the shared real fingerprint folders (see ``docs/matching.md``); accept a
+    comparison when ``match(a, b) >= threshold(fmr)``.
+
+    Parameters
+    ----------
+    fmr : float
+        Target false match rate in (0, 1).  Below the smallest rate the table resolves (one
+        impostor pair in all of them) the threshold of that smallest rate is returned.
+
+    Raises
+    ------
+    ConfigurationError
+        If ``fmr`` is not a number in (0, 1).
+
+    Examples
+    --------
+    >>> threshold(1e-2) <= threshold(1e-3) <= threshold(1e-4)
+    True
+    """
+    if isinstance(fmr, bool) or not isinstance(fmr, (int, float, np.floating)) or not 0.0 < float(fmr) < 1.0:
+        raise ConfigurationError(f"fmr must be a number in (0, 1), got {fmr!r}")
+    scores, rates = _calibration_table()
+    # rates decrease as scores increase; the first score whose FMR is within the target
+    ok = np.flatnonzero(rates <= float(fmr))
+    return float(scores[ok[0]]) if ok.size else float(scores[-1])
+
+
+def fmr_at(score: float) -> float:
+    """False match rate measured on real impostor pairs at a score threshold (the inverse of :func:`threshold`).
+
+    Examples
+    --------
+    >>> fmr_at(threshold(1e-2)) <= 1e-2
+    True
+    """
+    if isinstance(score, bool) or not isinstance(score, (int, float, np.floating)) or not math.isfinite(score):
+        raise ConfigurationError(f"score must be a finite number, got {score!r}")
+    scores, rates = _calibration_table()
+    # the largest tabulated threshold at or below ``score`` bounds the rate from above
+    idx = int(np.searchsorted(scores, float(score), side="right")) - 1
+    return 1.0 if idx < 0 else float(rates[idx])

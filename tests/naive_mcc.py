@@ -1,0 +1,191 @@
+"""Slow, obvious NumPy versions of the MCC kernels, to test the Numba ones against (STYLE.md habit 10).
+
+Written straight from the formulas (Cappelli, Ferrara, Maltoni, TPAMI 2010) with whole-array
+operations and no packing, shortcuts or lookup tables.  Frames and conventions are those of
+``ektp_biometrics.fingerprint._mcc_kernels``: x = column, y = -row, directions counter-clockwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import erf
+
+from ektp_biometrics.fingerprint.match_params import MatchParameters
+
+
+def angle_difference(a, b):
+    """a - b wrapped into [-pi, pi)."""
+    return np.mod(np.asarray(a) - np.asarray(b) + np.pi, 2 * np.pi) - np.pi
+
+
+def sigmoid(v, center, steepness):
+    return 1.0 / (1.0 + np.exp(-steepness * (np.asarray(v, dtype=np.float64) - center)))
+
+
+def hull_polygon(points: np.ndarray) -> np.ndarray:
+    """Convex hull vertices, counter-clockwise, by gift wrapping (points in general position)."""
+    start = int(np.lexsort((points[:, 1], points[:, 0]))[0])
+    hull = [start]
+    while True:
+        current = hull[-1]
+        candidate = (current + 1) % len(points)
+        for k in range(len(points)):
+            u = points[candidate] - points[current]
+            v = points[k] - points[current]
+            if u[0] * v[1] - u[1] * v[0] < 0:  # k is clockwise of the candidate: wrap tighter
+                candidate = k
+        if candidate == start:
+            return points[hull]
+        hull.append(candidate)
+
+
+def distance_to_polygon(p: np.ndarray, poly: np.ndarray) -> float:
+    a = poly
+    b = np.roll(poly, -1, axis=0)
+    e = b - a
+    cross = e[:, 0] * (p[1] - a[:, 1]) - e[:, 1] * (p[0] - a[:, 0])
+    if len(poly) >= 3 and np.all(cross >= 0):
+        return 0.0
+    t = np.clip(((p - a) * e).sum(axis=1) / (e * e).sum(axis=1), 0, 1)
+    closest = a + t[:, None] * e
+    return float(np.min(np.hypot(*(p - closest).T)))
+
+
+def cell_offsets(params: MatchParameters) -> np.ndarray:
+    n = params.cells_per_side
+    out = []
+    for i in range(n):
+        for j in range(n):
+            a, b = i - (n - 1) / 2, j - (n - 1) / 2
+            if (a * a + b * b) * params.cell_size**2 <= params.cylinder_radius**2:
+                out.append((a, b))
+    return np.array(out)
+
+
+def cylinders(x, y, theta, params: MatchParameters):
+    """(values (n, C, ND), bits (n, C, ND), cell_valid (n, C), cylinder_valid (n,), raw sums (n, C, ND))."""
+    pts = np.stack([x, y], axis=1)
+    offsets = cell_offsets(params)
+    n, c, nd = len(x), len(offsets), params.direction_bins
+    poly = hull_polygon(pts)
+    width = 2 * np.pi / nd
+    centres = -np.pi + (np.arange(nd) + 0.5) * width
+    raw = np.zeros((n, c, nd))
+    cell_valid = np.zeros((n, c), bool)
+    for m in range(n):
+        rot = np.array([[math.cos(theta[m]), -math.sin(theta[m])], [math.sin(theta[m]), math.cos(theta[m])]])
+        for q, off in enumerate(offsets):
+            p = pts[m] + params.cell_size * rot @ off
+            if distance_to_polygon(p, poly) > params.hull_margin:
+                continue
+            cell_valid[m, q] = True
+            d = np.hypot(*(pts - p).T)
+            near = (d <= 3 * params.sigma_space) & (np.arange(n) != m)
+            spatial = np.exp(-(d[near] ** 2) / (2 * params.sigma_space**2)) / (params.sigma_space * math.sqrt(2 * np.pi))
+            relative = angle_difference(theta[m], theta[near])
+            alpha = angle_difference(centres[:, None], relative[None, :])  # (ND, neighbours)
+            s2 = params.sigma_direction * math.sqrt(2)
+            directional = 0.5 * (erf((alpha + width / 2) / s2) - erf((alpha - width / 2) / s2))
+            raw[m, q] = (directional * spatial[None, :]).sum(axis=1)
+    values = np.where(cell_valid[:, :, None], sigmoid(raw, params.cell_threshold, params.cell_steepness), 0.0)
+    bits = cell_valid[:, :, None] & (raw >= params.cell_threshold)
+    reach = params.cylinder_radius + 3 * params.sigma_space
+    dist = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+    neighbours = (dist <= reach).sum(axis=1) - 1
+    cylinder_valid = (cell_valid.sum(axis=1) >= params.min_valid_cell_fraction * c) & (
+        neighbours >= params.min_neighbour_minutiae
+    )
+    return values, bits, cell_valid, cylinder_valid, raw
+
+
+def local_similarity(theta_a, bits_a, valid_a, theta_b, bits_b, valid_b, params: MatchParameters) -> np.ndarray:
+    """MCC bit local similarity for every pair of (already valid) cylinders."""
+    c = valid_a.shape[1]
+    out = np.zeros((len(theta_a), len(theta_b)))
+    for i in range(len(theta_a)):
+        for j in range(len(theta_b)):
+            if abs(angle_difference(theta_a[i], theta_b[j])) > params.max_direction_difference:
+                continue
+            common = valid_a[i] & valid_b[j]
+            if common.sum() < params.min_matchable_fraction * c:
+                continue
+            ca = bits_a[i] & common[:, None]
+            cb = bits_b[j] & common[:, None]
+            norm = math.sqrt(ca.sum()) + math.sqrt(cb.sum())
+            if norm > 0:
+                out[i, j] = 1 - math.sqrt((ca ^ cb).sum()) / norm
+    return out.astype(np.float32)  # stored as float32, like the kernel, so pair order agrees
+
+
+def select_pairs(similarity: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Greedy one-to-one pairs among each row's and column's best entry (the kernel's rule)."""
+    cands = []
+    for i in range(similarity.shape[0]):
+        if similarity[i].max() > 0:
+            cands.append((similarity[i].max(), i, int(np.argmax(similarity[i]))))
+    for j in range(similarity.shape[1]):
+        col = similarity[:, j]
+        if col.max() > 0:
+            i = int(np.argmax(col))
+            if int(np.argmax(similarity[i])) != j:
+                cands.append((col.max(), i, j))
+    order = sorted(range(len(cands)), key=lambda k: -cands[k][0])  # stable: ties keep list order
+    used_a, used_b, pairs = set(), set(), []
+    for k in order:
+        _, i, j = cands[k]
+        if len(pairs) >= limit:
+            break
+        if i in used_a or j in used_b:
+            continue
+        used_a.add(i)
+        used_b.add(j)
+        pairs.append((i, j))
+    return pairs
+
+
+def lss_r_score(similarity, xa, ya, ta, xb, yb, tb, params: MatchParameters) -> float:
+    """LSS-R global score with exact sigmoids."""
+    na, nb = similarity.shape
+    if na == 0 or nb == 0:
+        return 0.0
+    n_p = params.min_pairs + int(
+        round(sigmoid(min(na, nb), params.pairs_sigmoid_center, params.pairs_sigmoid_steepness) * (params.max_pairs - params.min_pairs))
+    )
+    pairs = select_pairs(similarity, min(na, nb, params.max_relaxation_pairs))
+    n_r = len(pairs)
+    if n_r == 0:
+        return 0.0
+    lam0 = np.array([similarity[i, j] for i, j in pairs])
+    rho = np.zeros((n_r, n_r))
+    for t, (at, bt) in enumerate(pairs):
+        for k, (ak, bk) in enumerate(pairs):
+            if k == t:
+                continue
+            d1 = abs(math.hypot(xa[at] - xa[ak], ya[at] - ya[ak]) - math.hypot(xb[bt] - xb[bk], yb[bt] - yb[bk]))
+            d2 = abs(angle_difference(angle_difference(ta[at], ta[ak]), angle_difference(tb[bt], tb[bk])))
+            ra = angle_difference(ta[at], math.atan2(ya[at] - ya[ak], xa[at] - xa[ak]))
+            rb = angle_difference(tb[bt], math.atan2(yb[bt] - yb[bk], xb[bt] - xb[bk]))
+            d3 = abs(angle_difference(ra, rb))
+            rho[t, k] = (
+                sigmoid(d1, params.distance_compat_center, params.distance_compat_steepness)
+                * sigmoid(d2, params.direction_compat_center, params.direction_compat_steepness)
+                * sigmoid(d3, params.radial_compat_center, params.radial_compat_steepness)
+            )
+    lam = lam0.copy()
+    for _ in range(params.relaxation_iterations):
+        spread = (1 - params.relaxation_weight) / (n_r - 1) if n_r > 1 else 0.0
+        lam = params.relaxation_weight * lam + spread * (rho @ lam)
+    efficiency = lam / lam0
+    best = np.argsort(-efficiency, kind="stable")[: min(n_p, n_r)]
+    return float(lam[best].sum() / n_p)
+
+
+def match(xa, ya, ta, xb, yb, tb, params: MatchParameters) -> float:
+    """Whole comparison from raw (x, y_up, theta) arrays at 500 dpi."""
+    _, bits_a, cells_a, valid_a, _ = cylinders(xa, ya, ta, params)
+    _, bits_b, cells_b, valid_b, _ = cylinders(xb, yb, tb, params)
+    sa, sb = np.flatnonzero(valid_a), np.flatnonzero(valid_b)
+    sim = local_similarity(ta[sa], bits_a[sa], cells_a[sa], tb[sb], bits_b[sb], cells_b[sb], params)
+    return lss_r_score(sim, xa[sa], ya[sa], ta[sa], xb[sb], yb[sb], tb[sb], params)

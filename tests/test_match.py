@@ -1,0 +1,253 @@
+"""Tests of the MCC matcher: the Numba kernels against tests/naive_mcc.py, and matcher properties."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive_mcc
+from ektp_biometrics.errors import ConfigurationError, TemplateFormatError
+from ektp_biometrics.fingerprint import _mcc_kernels as kernels
+from ektp_biometrics.fingerprint.match import (
+    MatchTemplate,
+    _cell_layout,
+    _kernel_params,
+    fmr_at,
+    match,
+    match_many,
+    prepare,
+    threshold,
+)
+from ektp_biometrics.fingerprint.match_params import DEFAULT_MATCH_PARAMETERS, MatchParameters
+from ektp_biometrics.fingerprint.template import FingerprintTemplate, make_minutiae
+
+SIZE = 500
+
+
+def random_template(rng: np.random.Generator, n: int = 40, size: int = SIZE, margin: int = 100) -> FingerprintTemplate:
+    rows = rng.uniform(margin, size - margin, n)
+    cols = rng.uniform(margin, size - margin, n)
+    return FingerprintTemplate(size, size, make_minutiae(rows, cols, rng.uniform(0, 2 * np.pi, n)))
+
+
+def transformed(
+    t: FingerprintTemplate,
+    rng: np.random.Generator,
+    angle: float,
+    shift: tuple[float, float] = (0.0, 0.0),
+    jitter: float = 0.0,
+    direction_jitter: float = 0.0,
+) -> FingerprintTemplate:
+    """Rotate ``t`` by ``angle`` (counter-clockwise as displayed) about the image centre, then shift."""
+    centre = SIZE / 2
+    x = t.col.astype(float) - centre
+    y = -(t.row.astype(float) - centre)
+    c, s = math.cos(angle), math.sin(angle)
+    x2, y2 = c * x - s * y, s * x + c * y
+    n = len(t)
+    cols = x2 + centre + shift[1] + rng.normal(0, jitter, n)
+    rows = -y2 + centre + shift[0] + rng.normal(0, jitter, n)
+    keep = (rows >= 0) & (rows <= SIZE - 1) & (cols >= 0) & (cols <= SIZE - 1)
+    dirs = t.direction.astype(float) + angle + rng.normal(0, direction_jitter, n)
+    return FingerprintTemplate(SIZE, SIZE, make_minutiae(rows[keep], cols[keep], dirs[keep]))
+
+
+def frame(t: FingerprintTemplate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return t.col.astype(np.float64), -t.row.astype(np.float64), t.direction.astype(np.float64)
+
+
+# -- kernels against the naive reference ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cylinders_equal_naive(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    t = random_template(rng, n=12)
+    params = DEFAULT_MATCH_PARAMETERS
+    x, y, theta = frame(t)
+    values, bits, cells, valid, raw = naive_mcc.cylinders(x, y, theta, params)
+    a, b = _cell_layout(params)
+    k_values, k_bits, k_cells, k_valid = kernels._build_cylinders(
+        x, y, theta, a, b, params.cell_size, params.direction_bins, params.sigma_space, params.sigma_direction,
+        params.cell_threshold, params.cell_steepness, params.hull_margin, params.cylinder_radius,
+        params.min_valid_cell_fraction, params.min_neighbour_minutiae,
+    )  # fmt: skip
+    np.testing.assert_array_equal(k_cells, cells)
+    np.testing.assert_array_equal(k_valid, valid)
+    np.testing.assert_allclose(k_values.reshape(values.shape), values, atol=2e-4)
+    clear = np.abs(raw - params.cell_threshold) > 1e-6  # bits of sums that sit on the threshold may differ by rounding
+    np.testing.assert_array_equal(k_bits.reshape(bits.shape)[clear], bits[clear])
+    assert bits.any() and not bits.all()
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5, 6])
+def test_local_similarity_and_score_equal_naive(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = random_template(rng, n=int(rng.integers(8, 20)))
+    b = transformed(a, rng, angle=rng.uniform(0, 2 * np.pi), shift=(5, -5), jitter=2.0, direction_jitter=0.1)
+    c = random_template(rng, n=15, margin=180)  # crowded, near the hull: partial masks
+    params = MatchParameters(max_direction_difference=math.pi / 2)  # exercise the paper's direction gate too
+    for params in (DEFAULT_MATCH_PARAMETERS, params):
+        packed, tables, steps = _kernel_params(params)
+        for u, v in ((a, b), (a, c), (c, b)):
+            pu, pv = prepare(u, params), prepare(v, params)
+            xu, yu, tu = frame(u)
+            xv, yv, tv = frame(v)
+            _, bits_u, cells_u, valid_u, _ = naive_mcc.cylinders(xu, yu, tu, params)
+            _, bits_v, cells_v, valid_v, _ = naive_mcc.cylinders(xv, yv, tv, params)
+            su, sv = np.flatnonzero(valid_u), np.flatnonzero(valid_v)
+            np.testing.assert_array_equal(pu.index, su)
+            expected = naive_mcc.local_similarity(
+                tu[su], bits_u[su], cells_u[su], tv[sv], bits_v[sv], cells_v[sv], params
+            )
+            got = kernels._local_similarity_bits(pu.words, pu.minutia, pv.words, pv.minutia, packed)
+            np.testing.assert_allclose(got, expected, atol=1e-6)
+            expected_score = naive_mcc.lss_r_score(expected, xu[su], yu[su], tu[su], xv[sv], yv[sv], tv[sv], params)
+            assert match(pu, pv, params) == pytest.approx(expected_score, rel=1e-4, abs=1e-6)
+
+
+def test_partial_masks_are_exercised() -> None:
+    rng = np.random.default_rng(7)
+    p = prepare(random_template(rng, n=15, margin=180))
+    full = _cell_layout(DEFAULT_MATCH_PARAMETERS)[0].size
+    assert (p.minutia[:, 2] < full).any() and (p.minutia[:, 2] == full).any()
+
+
+def test_convex_hull_of_degenerate_sets() -> None:
+    assert kernels._convex_hull(np.array([3.0]), np.array([4.0])).tolist() == [[3.0, 4.0]]
+    line = kernels._convex_hull(np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 2.0]))
+    assert sorted(map(tuple, line)) == [(0.0, 0.0), (2.0, 2.0)]
+    assert kernels._distance_to_hull(1.0, 0.0, line) == pytest.approx(math.sqrt(0.5))
+    square = kernels._convex_hull(np.array([0.0, 10, 10, 0, 5]), np.array([0.0, 0, 10, 10, 5]))
+    assert len(square) == 4
+    assert kernels._distance_to_hull(5.0, 5.0, square) == 0.0
+    assert kernels._distance_to_hull(13.0, 14.0, square) == pytest.approx(5.0)
+
+
+# -- properties -----------------------------------------------------------------------------------
+
+
+@settings(max_examples=12, deadline=None)
+@given(angle=st.floats(0, 2 * math.pi), seed=st.integers(0, 2**16))
+def test_any_rotation_and_translation_scores_far_above_impostors(angle: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = random_template(rng)
+    b = transformed(a, rng, angle, shift=tuple(rng.uniform(-40, 40, 2)), jitter=2.0, direction_jitter=0.1)
+    genuine = match(a, b)
+    impostor = max(match(a, random_template(rng)) for _ in range(3))
+    assert genuine > 0.25
+    assert impostor < 0.08
+    assert genuine > 4 * impostor
+
+
+def test_identical_templates_score_near_one() -> None:
+    t = random_template(np.random.default_rng(8))
+    assert match(t, t) > 0.99
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_symmetric_up_to_noise(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = random_template(rng)
+    b = transformed(a, rng, 0.7, shift=(10, 3), jitter=3.0, direction_jitter=0.15)
+    c = random_template(rng)
+    assert match(a, b) == pytest.approx(match(b, a), abs=0.02)
+    assert match(a, c) == pytest.approx(match(c, a), abs=0.02)
+
+
+def test_partial_overlap_still_matches() -> None:
+    rng = np.random.default_rng(9)
+    a = random_template(rng, n=60, margin=40)
+    crop = a.minutiae[a.col < 320]  # about two thirds of the print
+    b = FingerprintTemplate(SIZE, SIZE, crop)
+    assert match(a, b) > 0.5
+    assert match(b, random_template(rng, n=60, margin=40)) < 0.08
+
+
+def test_resolution_is_normalized() -> None:
+    rng = np.random.default_rng(10)
+    a = random_template(rng)
+    m = a.minutiae.copy()
+    m["row"] *= 2
+    m["col"] *= 2
+    double = FingerprintTemplate(2 * SIZE, 2 * SIZE, m, resolution=1000)
+    assert match(a, double) == pytest.approx(match(a, a), abs=1e-6)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_tiny_templates_score_zero(n: int) -> None:
+    rng = np.random.default_rng(11)
+    tiny = random_template(rng, n=n)
+    assert match(tiny, random_template(rng)) == 0.0
+    assert match(tiny, tiny) == 0.0
+    assert len(prepare(tiny)) == 0
+
+
+def test_invalid_input_raises_typed_errors() -> None:
+    t = random_template(np.random.default_rng(12))
+    with pytest.raises(TemplateFormatError):
+        match(t, np.zeros(3))  # type: ignore[arg-type]
+    with pytest.raises(TemplateFormatError):
+        prepare("not a template")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        match(t, t, params={"cells_per_side": 8})  # type: ignore[arg-type]
+    other = MatchParameters(cells_per_side=8)
+    with pytest.raises(ConfigurationError, match="prepared with other MatchParameters"):
+        match(prepare(t), prepare(t, other))
+    with pytest.raises(ConfigurationError):
+        MatchParameters(sigma_space=float("nan"))
+    with pytest.raises(ConfigurationError):
+        MatchParameters(min_pairs=5, max_pairs=4)
+
+
+def test_prepared_template_is_read_only_and_reports_memory() -> None:
+    p = prepare(random_template(np.random.default_rng(13)))
+    assert isinstance(p, MatchTemplate)
+    with pytest.raises(ValueError):
+        p.words[0, 0] = 1
+    assert p.nbytes > p.words.nbytes > 0
+    assert "valid cylinders" in repr(p)
+
+
+def test_match_many_equals_match() -> None:
+    rng = np.random.default_rng(14)
+    probe = prepare(random_template(rng))
+    gallery = [prepare(random_template(rng, n=int(rng.integers(0, 50)))) for _ in range(6)]
+    gallery.append(prepare(transformed(random_template(rng), rng, 1.0)))
+    expected = [match(probe, g) for g in gallery]
+    np.testing.assert_allclose(match_many(probe, gallery), expected, rtol=0, atol=0)
+    assert match_many(probe, []).shape == (0,)
+
+
+def test_threads_give_the_same_scores() -> None:
+    rng = np.random.default_rng(15)
+    probes = [prepare(random_template(rng)) for _ in range(4)]
+    gallery = [prepare(random_template(rng)) for _ in range(20)]
+    expected = [match_many(p, gallery) for p in probes]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda p: match_many(p, gallery), probes))
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(e, g)
+
+
+# -- calibration ----------------------------------------------------------------------------------
+
+
+def test_threshold_is_monotone_and_consistent_with_fmr_at() -> None:
+    levels = [1e-1, 1e-2, 1e-3, 1e-4]
+    thresholds = [threshold(f) for f in levels]
+    assert thresholds == sorted(thresholds)
+    for f, s in zip(levels, thresholds):
+        assert fmr_at(s) <= f or s == thresholds[-1]
+    assert 0.0 <= thresholds[0] <= 1.0
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, float("nan"), "0.001", True])
+def test_threshold_rejects_bad_fmr(bad: object) -> None:
+    with pytest.raises(ConfigurationError):
+        threshold(bad)  # type: ignore[arg-type]
