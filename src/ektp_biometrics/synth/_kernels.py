@@ -14,6 +14,9 @@ _NEIGHBOUR_DR = np.array([0, 1, 1, 1, 0, -1, -1, -1], dtype=np.int64)
 _NEIGHBOUR_DC = np.array([1, 1, 0, -1, -1, -1, 0, 1], dtype=np.int64)
 
 
+_BLOCK = 16
+
+
 @njit(cache=True, nogil=True)
 def grow_ridges(
     image: np.ndarray,
@@ -23,12 +26,17 @@ def grow_ridges(
     bank: np.ndarray,
     gain: float,
     iterations: int,
+    polish: int,
     tolerance: float,
 ) -> np.ndarray:
     """Iterate ``image <- clip(gain * gabor(image), -1, 1)`` with a per-pixel filter from ``bank``.
 
-    ``bank[o, f]`` is a (2R+1, 2R+1) kernel; ``orientation_bin``/``period_bin`` pick it per pixel.
-    Pixels outside ``mask`` stay 0.  Stops early once 98% of the mask is saturated and the mean absolute change falls below ``tolerance``.
+    ``bank[o, f]`` is a (2R+1, 2R+1) kernel with R < 16; ``orientation_bin``/``period_bin`` pick it
+    per pixel.  Pixels outside ``mask`` stay 0.  Work is skipped in 16 x 16 blocks whose
+    neighbourhood did not change in the previous pass (empty early on, saturated later): their
+    response cannot have changed by more than ``tolerance / 100``.  Once 98% of the mask is
+    reached (|value| > 0.05), runs at most ``polish`` more passes (fewer if the mean absolute change falls below
+    ``tolerance``); never more than ``iterations`` passes in all.
     """
     rows, cols = image.shape
     radius = bank.shape[2] // 2
@@ -36,17 +44,42 @@ def grow_ridges(
     current = np.zeros((rows + 2 * radius, cols + 2 * radius), dtype=np.float32)
     current[radius : radius + rows, radius : radius + cols] = image
     following = current.copy()
+    block_rows = (rows + _BLOCK - 1) // _BLOCK
+    block_cols = (cols + _BLOCK - 1) // _BLOCK
+    changed = np.zeros((block_rows, block_cols), dtype=np.bool_)
+    active = np.zeros((block_rows, block_cols), dtype=np.bool_)
     count = 0
     for r in range(rows):
         for c in range(cols):
             if mask[r, c]:
                 count += 1
+            if image[r, c] != 0.0:
+                changed[r // _BLOCK, c // _BLOCK] = True
+    still = tolerance / 100.0
+    polished = 0
     for _ in range(iterations):
+        for bi in range(block_rows):
+            for bj in range(block_cols):
+                hit = False
+                for di in range(-1, 2):
+                    for dj in range(-1, 2):
+                        ni = bi + di
+                        nj = bj + dj
+                        if 0 <= ni < block_rows and 0 <= nj < block_cols and changed[ni, nj]:
+                            hit = True
+                active[bi, bj] = hit
+        changed[:, :] = False
         change = 0.0
         filled = 0
         for r in range(rows):
             for c in range(cols):
                 if not mask[r, c]:
+                    continue
+                old = current[r + radius, c + radius]
+                if not active[r // _BLOCK, c // _BLOCK]:
+                    following[r + radius, c + radius] = old
+                    if abs(old) > 0.05:
+                        filled += 1
                     continue
                 kernel = bank[orientation_bin[r, c], period_bin[r, c]]
                 acc = 0.0
@@ -58,15 +91,20 @@ def grow_ridges(
                     value = 1.0
                 elif value < -1.0:
                     value = -1.0
-                old = current[r + radius, c + radius]
-                change += abs(value - old)
-                if abs(value) > 0.5:
+                delta = abs(value - old)
+                change += delta
+                if delta > still:
+                    changed[r // _BLOCK, c // _BLOCK] = True
+                if abs(value) > 0.05:
                     filled += 1
                 following[r + radius, c + radius] = value
         current, following = following, current
-        # A sparse start barely changes at first: stop only once the pattern fills the mask.
-        if count > 0 and filled >= 0.98 * count and change / count < tolerance:
-            break
+        # A sparse start barely changes at first: count the polishing passes only once the
+        # pattern fills the mask.
+        if filled >= 0.98 * count:
+            polished += 1
+            if polished >= polish or change < tolerance * count:
+                break
     return current[radius : radius + rows, radius : radius + cols].copy()
 
 
@@ -182,3 +220,46 @@ def thin_by_distance(rows: np.ndarray, cols: np.ndarray, gap: float) -> np.ndarr
                     break
         keep[i] = ok
     return keep
+
+
+@njit(cache=True, nogil=True)
+def master_to_image_points(rows: np.ndarray, cols: np.ndarray, geometry: np.ndarray, iterations: int) -> np.ndarray:
+    """Invert the impression map ``B`` at master points by fixed-point iteration; (K, 2) (row, col).
+
+    ``geometry`` packs (image rows, image cols, master centre row, col, rotation, translation row,
+    col, contact centre row, col, inner semi-axis rows, cols, skin rotation, skin translation row,
+    col, brake), the fields of ``impression.ImpressionGeometry``.  The skin-displacement formula is
+    the one of ``impression._skin_displacement``; a test checks that both agree.
+    """
+    n = rows.shape[0]
+    out = np.empty((n, 2), dtype=np.float64)
+    cos_g = np.cos(-geometry[4])
+    sin_g = np.sin(-geometry[4])
+    cos_d = np.cos(geometry[11])
+    sin_d = np.sin(geometry[11])
+    root = np.sqrt(geometry[9] * geometry[10])
+    for i in range(n):
+        mr = rows[i] - geometry[2] - geometry[5]
+        mc = cols[i] - geometry[3] - geometry[6]
+        qr = mr * cos_g - mc * sin_g + geometry[0] / 2
+        qc = mc * cos_g + mr * sin_g + geometry[1] / 2
+        pr = qr
+        pc = qc
+        for _ in range(iterations):
+            dr = pr - geometry[7]
+            dc = pc - geometry[8]
+            rho = np.sqrt((dr / geometry[9]) ** 2 + (dc / geometry[10]) ** 2)
+            distance = max(rho - 1.0, 0.0) * root
+            brake = 1.0 - np.exp(-(distance * distance) / (2.0 * geometry[14] * geometry[14]))
+            move_r = dr * cos_d - dc * sin_d - dr + geometry[12]
+            move_c = dc * cos_d + dr * sin_d - dc + geometry[13]
+            new_r = qr - brake * move_r
+            new_c = qc - brake * move_c
+            done = abs(new_r - pr) + abs(new_c - pc) < 1e-6
+            pr = new_r
+            pc = new_c
+            if done:
+                break
+        out[i, 0] = pr
+        out[i, 1] = pc
+    return out

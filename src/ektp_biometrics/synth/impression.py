@@ -106,18 +106,26 @@ def image_to_master(rows: np.ndarray, cols: np.ndarray, g: ImpressionGeometry) -
     return mr + g.master_centre[0] + g.translation[0], mc + g.master_centre[1] + g.translation[1]
 
 
-def master_to_image(rows: np.ndarray, cols: np.ndarray, g: ImpressionGeometry, iterations: int = 30) -> tuple[np.ndarray, np.ndarray]:
+def _packed(g: ImpressionGeometry) -> np.ndarray:
+    return np.array(
+        [
+            g.image_shape[0], g.image_shape[1], g.master_centre[0], g.master_centre[1], g.rotation,
+            g.translation[0], g.translation[1], g.contact_centre[0], g.contact_centre[1],
+            g.inner_axes[0], g.inner_axes[1], g.distortion_rotation, g.distortion_translation[0],
+            g.distortion_translation[1], g.brake,
+        ],
+        dtype=np.float64,
+    )  # fmt: skip
+
+
+def master_to_image(rows: np.ndarray, cols: np.ndarray, g: ImpressionGeometry, iterations: int = 60) -> tuple[np.ndarray, np.ndarray]:
     """``B^-1(m)``: where master points (rows, cols) land in the impression."""
-    mr = np.asarray(rows, dtype=np.float64) - g.master_centre[0] - g.translation[0]
-    mc = np.asarray(cols, dtype=np.float64) - g.master_centre[1] - g.translation[1]
-    qr, qc = _rotate(mr, mc, -g.rotation)
-    qr = qr + g.image_shape[0] / 2
-    qc = qc + g.image_shape[1] / 2
-    pr, pc = qr.copy(), qc.copy()
-    for _ in range(iterations):
-        move_r, move_c = _skin_displacement(pr, pc, g)
-        pr, pc = qr - move_r, qc - move_c
-    return pr, pc
+    from . import _kernels
+
+    rows = np.ascontiguousarray(np.atleast_1d(rows), dtype=np.float64)
+    cols = np.ascontiguousarray(np.atleast_1d(cols), dtype=np.float64)
+    out = _kernels.master_to_image_points(rows, cols, _packed(g), iterations)
+    return out[:, 0], out[:, 1]
 
 
 def contact_rho(rows: np.ndarray, cols: np.ndarray, g: ImpressionGeometry) -> np.ndarray:

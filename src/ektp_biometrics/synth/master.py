@@ -31,7 +31,9 @@ __all__ = ["FingerIdentity", "MasterFingerprint", "sample_identity", "orientatio
 #: Orientation and period quantization of the Gabor bank (bins over pi, and pixels).
 _ORIENTATION_BINS = 48
 _PERIOD_MIN, _PERIOD_MAX, _PERIOD_STEP = 4.0, 16.0, 0.25
-_KERNEL_RADIUS = 8
+_KERNEL_RADIUS = 7
+#: Shape of one growth seed (a disk of radius 2 px).
+_SEED_DISK = np.hypot(*np.mgrid[-2:3, -2:3]) <= 2.0
 #: Control points of the Vizcaya-Gerhardt correction: angles -pi, -3pi/4, ..., pi.
 _CONTROL_ANGLES = np.linspace(-np.pi, np.pi, 9)
 
@@ -336,9 +338,11 @@ def render_master(identity: FingerIdentity, rng: np.random.Generator, params: Sy
     seed_cols = rng.integers(0, cols, size=4 * n_seeds)
     inside = mask[seed_rows, seed_cols]
     seeds[seed_rows[inside][:n_seeds], seed_cols[inside][:n_seeds]] = 1.0
+    # A seed is a small disk: a single pixel would take several passes just to get going.
+    seeds = ndimage.binary_dilation(seeds > 0, structure=_SEED_DISK).astype(np.float32)
     o_bin, p_bin = _quantize(orientation, period)
     bank = gabor_bank(params.gabor_sigma_across, params.gabor_sigma_along)
-    ridges = _kernels.grow_ridges(seeds, o_bin, p_bin, grow_mask, bank, params.growth_gain, params.growth_iterations, 1e-3)
+    ridges = _kernels.grow_ridges(seeds, o_bin, p_bin, grow_mask, bank, params.growth_gain, params.growth_iterations, params.growth_polish, 1e-3)
     valid = ndimage.distance_transform_edt(mask) >= params.master_border
     minutiae = skeleton_minutiae(ridges > 0, orientation, valid, identity.period, params)
     for array in (ridges, mask, orientation, period):

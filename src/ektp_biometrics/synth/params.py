@@ -46,11 +46,13 @@ class SynthParameters:
     correction_jitter: float = 0.25
     #: Seeds per 10,000 pixels from which the ridge pattern grows; sets the minutiae density
     #: (tuned so rendered masters average ~0.45 minutiae per 1,000 px of finger area).
-    seed_density: float = 1.2
-    #: Most contextual-filtering iterations while growing the ridge pattern.
-    growth_iterations: int = 40
+    seed_density: float = 2.0
+    #: Most contextual-filtering iterations while growing the ridge pattern, and the passes run
+    #: after it fills the silhouette (they straighten the fronts where growing patches met).
+    growth_iterations: int = 60
+    growth_polish: int = 6
     #: Gain applied to each Gabor response before clipping to [-1, 1] (dimensionless).
-    growth_gain: float = 3.0
+    growth_gain: float = 10.0
     #: Gabor envelope standard deviation across and along ridges, as fractions of the local period.
     gabor_sigma_across: float = 0.42
     gabor_sigma_along: float = 0.55
