@@ -14,7 +14,7 @@ from ._seeding import IMPRESSION_STREAM, MASTER_STREAM, root_entropy, stream
 from .master import MasterFingerprint, render_master, sample_identity
 from .params import DEFAULT_PARAMETERS, SynthParameters
 
-__all__ = ["Impression", "NOISE_LEVELS", "master", "impressions", "master_shape"]
+__all__ = ["Impression", "NOISE_LEVELS", "make_master", "impressions", "master_shape"]
 
 #: Named noise settings: ``clean`` and ``noisy`` are the ends of the range, ``mixed`` draws a level
 #: uniformly between them for every impression.
@@ -110,7 +110,7 @@ def _master(entropy: int, finger_id: int, params: SynthParameters) -> MasterFing
     return render_master(identity, rng, params)
 
 
-def master(finger_id: int, seed: int | np.random.Generator, *, params: SynthParameters | None = None, image_shape: tuple[int, int] | None = None) -> MasterFingerprint:
+def make_master(finger_id: int, seed: int | np.random.Generator, *, params: SynthParameters | None = None, image_shape: tuple[int, int] | None = None) -> MasterFingerprint:
     """Render the master fingerprint of one finger.
 
     Parameters
@@ -128,7 +128,7 @@ def master(finger_id: int, seed: int | np.random.Generator, *, params: SynthPara
 
     Examples
     --------
-    >>> m = master(1, seed=7, image_shape=(160, 160))
+    >>> m = make_master(1, seed=7, image_shape=(160, 160))
     >>> m.ridges.shape, m.minutiae.dtype.names[:3]
     ((240, 240), ('row', 'col', 'direction'))
     """

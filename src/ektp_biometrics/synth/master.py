@@ -105,61 +105,67 @@ def sample_identity(rng: np.random.Generator, shape: tuple[int, int], params: Sy
     (True, True)
     """
     rows, cols = shape
-    pattern = int(rng.choice(5, p=np.asarray(params.class_frequencies, dtype=np.float64)))
+    # One vector of uniforms, consumed in a fixed order: a million identities must be cheap.
+    u = rng.random(40)
+    normals = rng.standard_normal(2)
+    take = iter(u)
+
+    def between(low: float, high: float) -> float:
+        return low + (high - low) * float(next(take))
+
+    cumulative = np.cumsum(np.asarray(params.class_frequencies, dtype=np.float64))
+    pattern = int(min(np.searchsorted(cumulative, next(take) * cumulative[-1], side="right"), 4))
     # Core region: a little above the canvas centre, as on a plain impression of a fingertip.
-    core_r = rows * rng.uniform(0.36, 0.5)
-    core_c = cols * rng.uniform(0.42, 0.58)
+    core_r = rows * between(0.36, 0.5)
+    core_c = cols * between(0.42, 0.58)
     cores: list[tuple[float, float]] = []
     deltas: list[tuple[float, float]] = []
     if pattern == 1:  # tented arch: a core right above a delta
         cores = [(core_r, core_c)]
-        deltas = [(core_r + rng.uniform(40, 80), core_c + rng.uniform(-12, 12))]
+        deltas = [(core_r + between(40, 80), core_c + between(-12, 12))]
     elif pattern in (2, 3):  # loops: the delta on the side opposite the loop's opening
         side = 1.0 if pattern == 2 else -1.0
         cores = [(core_r, core_c)]
-        deltas = [(core_r + rng.uniform(90, 150), core_c + side * rng.uniform(70, 130))]
+        deltas = [(core_r + between(90, 150), core_c + side * between(70, 130))]
     elif pattern == 4:  # whorl: two cores close together, a delta on each side
-        tilt = rng.uniform(-0.6, 0.6)
-        spread = rng.uniform(8, 30)
+        tilt = between(-0.6, 0.6)
+        spread = between(8, 30)
         cores = [
             (core_r - spread * np.cos(tilt), core_c - spread * np.sin(tilt)),
             (core_r + spread * np.cos(tilt), core_c + spread * np.sin(tilt)),
         ]
-        drop = rng.uniform(90, 140)
+        drop = between(90, 140)
         deltas = [
-            (core_r + drop + rng.uniform(-20, 20), core_c - rng.uniform(90, 140)),
-            (core_r + drop + rng.uniform(-20, 20), core_c + rng.uniform(90, 140)),
+            (core_r + drop + between(-20, 20), core_c - between(90, 140)),
+            (core_r + drop + between(-20, 20), core_c + between(90, 140)),
         ]
     jitter = params.correction_jitter
-
-    def corrections(n: int) -> np.ndarray:
-        out = rng.uniform(-jitter, jitter, size=(n, 9))
-        out[:, 8] = out[:, 0]  # g(pi) - g(-pi) must stay 2*pi: the singularity keeps its index
-        return out
-
+    correction_draws = rng.uniform(-jitter, jitter, size=(4, 9))
+    correction_draws[:, 8] = correction_draws[:, 0]  # g(pi) - g(-pi) must stay 2*pi: the index is kept
     arch = (
-        rng.uniform(0.18, 0.32) * rows,  # amplitude of the bump
-        rows * rng.uniform(0.45, 0.6),
+        between(0.18, 0.32) * rows,  # amplitude of the bump
+        rows * between(0.45, 0.6),
         core_c,
-        cols * rng.uniform(0.22, 0.32),
-        rows * rng.uniform(0.25, 0.35),
+        cols * between(0.22, 0.32),
+        rows * between(0.25, 0.35),
     )
     silhouette = (
-        cols * rng.uniform(0.47, 0.53),
-        cols * rng.uniform(0.40, 0.47),
-        rows * rng.uniform(0.0, 0.06),
-        rows * rng.uniform(0.3, 0.42),
+        cols * between(0.47, 0.53),
+        cols * between(0.40, 0.47),
+        rows * between(0.0, 0.06),
+        rows * between(0.3, 0.42),
     )
-    period = float(np.clip(rng.normal(params.ridge_period_mean, params.ridge_period_std), 6.0, 13.0))
-    wave = (rng.uniform(0.2, 0.5), rng.uniform(0.5, 1.5) * 2 * np.pi / rows, rng.uniform(0.5, 1.5) * 2 * np.pi / cols, rng.uniform(0, 2 * np.pi))
+    period = float(np.clip(params.ridge_period_mean + params.ridge_period_std * normals[0], 6.0, 13.0))
+    wave = (between(0.2, 0.5), between(0.5, 1.5) * 2 * np.pi / rows, between(0.5, 1.5) * 2 * np.pi / cols, between(0, 2 * np.pi))
+    base_orientation = 0.06 * float(normals[1])
     return FingerIdentity(
         shape=(int(rows), int(cols)),
         pattern_class=pattern,
         cores=np.asarray(cores, dtype=np.float64).reshape(-1, 2),
         deltas=np.asarray(deltas, dtype=np.float64).reshape(-1, 2),
-        core_corrections=corrections(len(cores)),
-        delta_corrections=corrections(len(deltas)),
-        base_orientation=float(rng.normal(0.0, 0.06)),
+        core_corrections=correction_draws[: len(cores)].copy(),
+        delta_corrections=correction_draws[2 : 2 + len(deltas)].copy(),
+        base_orientation=base_orientation,
         arch=tuple(float(a) for a in arch),  # type: ignore[arg-type]
         silhouette=tuple(float(s) for s in silhouette),  # type: ignore[arg-type]
         period=period,
