@@ -199,32 +199,32 @@ def trace_branches(const unsigned char[:, ::1] skel, const unsigned char[:, ::1]
     cdef int branch, steps, trace_id, found, best_k, kind
     cdef int first_r[8]
     cdef int first_c[8]
+    cdef int ring[8]
     cdef int nfirst
     with nogil:
         for i in range(n):
             r = start_row[i]
             c = start_col[i]
-            # the branches are the skeleton neighbours of the start that are not adjacent to an
-            # earlier chosen neighbour (a staircase touches the start with two pixels of one branch)
-            nfirst = 0
+            # the branches are the runs of set pixels around the start's 8-neighbour ring (the
+            # runs the crossing number counts); each run's first pixel is a 4-neighbour if it has one
             for k in range(8):
                 rr = r + RING_DR[k]
                 cc = c + RING_DC[k]
-                if rr < 0 or rr >= rows or cc < 0 or cc >= cols or not skel[rr, cc]:
-                    continue
-                found = 0
-                for kk in range(nfirst):
-                    if iabs(first_r[kk] - rr) <= 1 and iabs(first_c[kk] - cc) <= 1:
-                        found = 1
-                        # keep the 4-connected one as the branch's first pixel
-                        if rr == r or cc == c:
-                            first_r[kk] = <int>rr
-                            first_c[kk] = <int>cc
+                ring[k] = 1 if (0 <= rr < rows and 0 <= cc < cols and skel[rr, cc]) else 0
+            nfirst = 0
+            for k in range(8):
+                if not ring[k] or ring[(k + 7) % 8]:
+                    continue  # not the start of a run
+                best_k = k
+                kk = k
+                while ring[kk % 8] and kk < k + 8:
+                    if (kk % 8) % 2 == 0:
+                        best_k = kk % 8
                         break
-                if not found and nfirst < 8:
-                    first_r[nfirst] = <int>rr
-                    first_c[nfirst] = <int>cc
-                    nfirst += 1
+                    kk += 1
+                first_r[nfirst] = <int>(r + RING_DR[best_k])
+                first_c[nfirst] = <int>(c + RING_DC[best_k])
+                nfirst += 1
             for branch in range(min(nfirst, 3)):
                 trace_id = <int>(i * 3 + branch + 1)
                 visited[r, c] = trace_id

@@ -51,13 +51,17 @@ class BlockGrid:
 # -- segmentation and normalisation ----------------------------------------------------------------
 
 
-def block_statistics(image: np.ndarray, grid: BlockGrid) -> tuple[np.ndarray, np.ndarray]:
-    """Local grey-level mean and standard deviation on the block grid (3x3-block window)."""
+def block_statistics(image: np.ndarray, grid: BlockGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grey-level mean and standard deviation on the block grid: over a 3x3-block window (smooth,
+    for normalisation) and the deviation within each block alone (sharp, for segmentation)."""
     f = image.astype(np.float32)
-    mean = cv2.blur(grid.down(f), (3, 3))
-    mean_sq = cv2.blur(grid.down(f * f), (3, 3))
+    block_mean = grid.down(f)
+    block_mean_sq = grid.down(f * f)
+    block_std = np.sqrt(np.maximum(block_mean_sq - block_mean * block_mean, 0.0))
+    mean = cv2.blur(block_mean, (3, 3))
+    mean_sq = cv2.blur(block_mean_sq, (3, 3))
     std = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
-    return mean, std
+    return mean, std, block_std
 
 
 def normalized_image(image: np.ndarray, mean: np.ndarray, std: np.ndarray, grid: BlockGrid) -> np.ndarray:
@@ -397,12 +401,13 @@ def filtered_minutiae(c: Candidates, mask: np.ndarray, coherence: np.ndarray, or
     is_end = c.kind == MinutiaKind.ENDING
     is_fork = c.kind == MinutiaKind.BIFURCATION
 
-    # border and unreliable areas
-    frame = mask.astype(np.uint8)
-    frame[[0, -1], :] = 0
-    frame[:, [0, -1]] = 0
-    border = cv2.distanceTransform(frame, cv2.DIST_L2, 3)
-    keep &= border[c.row, c.col] >= p.border_distance
+    # border and unreliable areas: the edge of the finger blurs over several pixels, while ridges cut
+    # by the image frame end exactly there, so the two get different margins
+    padded = np.pad(mask.view(np.uint8), 1, constant_values=1)
+    border = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
+    height, width = mask.shape
+    frame = np.minimum(np.minimum(c.row, height - 1 - c.row), np.minimum(c.col, width - 1 - c.col))
+    keep &= (border[c.row, c.col] >= p.border_distance) & (frame >= p.frame_distance)
     keep &= coherence[c.row, c.col] >= p.min_coherence
 
     # walks: spurs (ending -> fork), short ridges (ending -> ending), bridges (fork -> fork)

@@ -16,13 +16,14 @@ from .template import FingerprintTemplate
 
 __all__ = ["extract", "extract_file"]
 
-#: Fewer foreground pixels than this (at 500 dpi: about 5 x 5 mm) cannot yield a usable template.
-MIN_FOREGROUND_PIXELS = 100 * 100
+#: Fewer foreground pixels than this (at 500 dpi: about 2.4 x 2.4 mm, a few ridges) cannot yield minutiae.
+#: Small on purpose: cropped thumbs (SOCOFing, 96 x 103 px) must still give their few minutiae.
+MIN_FOREGROUND_PIXELS = 48 * 48
 
 
 def extract(
     image: np.ndarray,
-    dpi: int = 500,
+    dpi: float = 500,
     *,
     finger_position: int = 0,
     params: ExtractionParameters = DEFAULT_PARAMETERS,
@@ -73,10 +74,10 @@ def _extract(image: np.ndarray, finger_position: int, p: ExtractionParameters) -
     grid = s.BlockGrid.of(shape, p.block_size)
     emit("image", lambda: image)
 
-    mean, std = s.block_statistics(image, grid)
+    mean, std, block_std = s.block_statistics(image, grid)
     normalized = s.normalized_image(image, mean, std, grid)
     ocos, osin, coherence_blocks = s.orientation_blocks(s.gradient_moments(normalized, grid, p), p)
-    block_mask = s.foreground_blocks(std, coherence_blocks, p)
+    block_mask = s.foreground_blocks(block_std, coherence_blocks, p)
     mask = grid.up_nearest(block_mask, shape)
     if mask.sum() < MIN_FOREGROUND_PIXELS:
         raise ExtractionError(
@@ -106,7 +107,7 @@ def _extract(image: np.ndarray, finger_position: int, p: ExtractionParameters) -
     emit("candidates", lambda: s.candidates_as_minutiae(candidates))
     emit("minutiae", lambda: minutiae)
 
-    quality = quality_report(mask, coherence, std, block_mask, periods, p.working_dpi)
+    quality = quality_report(mask, coherence, block_std, block_mask, periods, p.working_dpi)
     return FingerprintTemplate(
         width=shape[1], height=shape[0], minutiae=minutiae, resolution=p.working_dpi,
         quality=quality.score, finger_position=finger_position,
@@ -115,18 +116,19 @@ def _extract(image: np.ndarray, finger_position: int, p: ExtractionParameters) -
 
 def extract_file(
     path: Union[str, os.PathLike, bytes],
-    dpi: int | None = None,
+    dpi: float | None = None,
     *,
     finger_position: int = 0,
     params: ExtractionParameters = DEFAULT_PARAMETERS,
 ) -> FingerprintTemplate:
     """Read an image file (see :func:`ektp_biometrics.io.read_image`) and extract it.
 
-    ``dpi`` defaults to the resolution stored in the file, or 500 when the file states none.
+    ``dpi`` defaults to the resolution stored in the file when it is a plausible scan resolution
+    (250..1000 dpi), else 500: many writers store 72 or 96 dpi as a placeholder.
     """
     from ..io import read_image_with_info
 
     image, info = read_image_with_info(path)
     if dpi is None:
-        dpi = info.dpi or 500
+        dpi = info.scan_dpi or 500
     return extract(image, dpi, finger_position=finger_position, params=params)

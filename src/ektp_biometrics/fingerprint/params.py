@@ -82,20 +82,23 @@ class ExtractionParameters:
     # -- minutiae -------------------------------------------------------------------------------
     #: Minutiae closer than this to the foreground border are dropped (px): the border creates false endings.
     border_distance: int = 14
+    #: ... and closer than this to the image frame (px): a ridge cut by the frame ends exactly there.
+    frame_distance: int = 8
     #: Pixels walked along the ridge to measure a minutia's direction (px, about one ridge period).
     direction_steps: int = 10
     #: Longest skeleton walk used to detect spurs, short ridges and bridges (px).
     trace_steps: int = 20
     #: A branch from an ending that meets a bifurcation within this many pixels is a spur (px).
-    spur_length: int = 12
-    #: An isolated ridge shorter than this is a dot or an island, not two endings (px).
-    short_ridge_length: int = 16
+    #: Tuned: 12 px removed real minutiae (pooled EER 5.7% -> 4.8% at 6 px with the lengths below).
+    spur_length: int = 6
+    #: An isolated ridge shorter than this is a dot or an island, not two endings (px, tuned).
+    short_ridge_length: int = 10
     #: Two endings closer than this that face each other are the two sides of a ridge break (px).
     break_distance: float = 15.0
     #: ... facing within this angle (radians) of exactly opposite, and aligned with the ridge flow.
     break_angle: float = math.radians(40)
     #: Two bifurcations joined by a skeleton path shorter than this, across the ridge flow, form a bridge (px).
-    bridge_length: int = 14
+    bridge_length: int = 8
     #: Minutiae with more than cluster_count others within cluster_radius are a noise cluster (px, count).
     cluster_radius: float = 10.0
     cluster_count: int = 2
