@@ -32,7 +32,7 @@ def grow_ridges(
     """Iterate ``image <- clip(gain * gabor(image), -1, 1)`` with a per-pixel filter from ``bank``.
 
     ``bank[o, f]`` is a (2R+1, 2R+1) kernel with R < 16; ``orientation_bin``/``period_bin`` pick it
-    per pixel.  Pixels outside ``mask`` stay 0.  Work is skipped in 16 x 16 blocks whose
+    per pixel.  Pixels outside ``mask`` keep their input value (0 for the seeds we pass).  Work is skipped in 16 x 16 blocks whose
     neighbourhood did not change in the previous pass (empty early on, saturated later): their
     response cannot have changed by more than ``tolerance / 100``.  Once 98% of the mask is
     reached (|value| > 0.05), runs at most ``polish`` more passes (fewer if the mean absolute change falls below
