@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -347,6 +348,16 @@ def test_unsupported_containers_say_what_they_are(head, reason):
         read_image(head)
 
 
+def test_a_wsq_file_that_crashes_the_nbis_decoder_gives_image_error_and_reading_goes_on():
+    data = bytearray(encode(ridges(), "WSQ"))
+    transform_table = data.find(b"\xff\xa4")  # DTT segment: zeroed filter lengths abort NBIS
+    data[transform_table + 4 : transform_table + 6] = b"\x00\x00"
+    with pytest.raises(ImageError, match="WSQ decoder failed"):
+        read_image(bytes(data))
+    image = read_image(encode(ridges(), "WSQ"))  # a fresh decoder process takes over
+    assert image.shape == ridges().shape
+
+
 def test_missing_wsq_package_raises_dependency_error_with_install_hint(monkeypatch):
     data = encode(ridges(), "WSQ")
     monkeypatch.setitem(sys.modules, "wsq", None)  # makes `import wsq` fail
@@ -400,8 +411,6 @@ def _real_samples() -> dict[str, bytes]:
         "pgm": "faces/att_orl/s1/1.pgm",
         "gif": "faces/yalefaces/subject01.happy",
     }
-    import os
-
     root = Path(os.environ.get("EKTP_DATA") or PROJECT_ROOT.parent / "shared" / "data")
     samples = {}
     for name, relative in from_data.items():
