@@ -325,6 +325,15 @@ def test_bad_sources_raise_image_error(source, reason):
         read_image(source)
 
 
+def test_closed_file_object(tmp_path):
+    path = tmp_path / "image.png"
+    path.write_bytes(encode(noise(1), "PNG"))
+    with open(path, "rb") as file:
+        pass
+    with pytest.raises(ImageError, match="cannot read"):
+        read_image(file)
+
+
 def test_empty_file_and_directory(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(ImageError, match="empty"):
@@ -499,6 +508,14 @@ def test_stored_resolution(fmt, options, expected):
     assert info.dpi == expected and info.format == fmt
 
 
+def test_jpeg_resolution_falls_back_to_exif_when_jfif_states_only_an_aspect_ratio():
+    exif = Image.Exif()
+    exif.update({282: 500, 283: 500, 296: 2})  # XResolution, YResolution, ResolutionUnit = inch
+    data = encode(noise(1), "JPEG", exif=exif.tobytes())
+    assert data[13] == 0  # JFIF density unit 0: aspect ratio only
+    assert read_image_with_info(data)[1].dpi == 500.0
+
+
 def test_wsq_resolution_matches_the_reference_decoder():
     import _wsq  # the NBIS decoder wrapped by the wsq package
 
@@ -517,6 +534,10 @@ def test_read_at_stored_resolution():
     assert image.shape == (250, 125)
     with pytest.raises(ImageError, match="states no"):
         read_image(encode(noise(1), "PNG"), dpi="stored")
+    with pytest.raises(ImageError, match='"stored"'):
+        read_image(encode(noise(1), "PNG"), dpi="file")
+    with pytest.raises(ImageError, match="dpi"):
+        read_image(encode(noise(1), "PNG"), dpi=100)
 
 
 # ---------------------------------------------------------------- working resolution
