@@ -664,7 +664,3 @@ def test_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
 
-
-def test_docs_examples_run():
-    result = doctest.testfile(str(PROJECT_ROOT / "docs" / "io.md"), module_relative=False, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 5 and result.failed == 0

@@ -17,7 +17,7 @@ from .. import __version__
 from ..errors import EktpError
 
 #: Command-family modules, in the order their commands appear in ``--help``.
-COMMAND_MODULES = ("fingerprint", "synth", "face")
+COMMAND_MODULES = ("demo", "fingerprint", "synth", "face")
 
 log = logging.getLogger("ektp_biometrics.cli")
 
