@@ -235,7 +235,10 @@ def render_impression(
     ink = np.where(speckles, ink * 0.35, ink)
     ink = ink * contact
     level = params.valley_level - (params.valley_level - params.ridge_level) * ink
-    background = params.background_level + 12.0 * (patches - 0.5)
+    # Background: the sensor's uneven illumination (a gentle ramp) and smudges.
+    ramp_angle = rng.uniform(0, 2 * np.pi)
+    ramp = (np.sin(ramp_angle) * (pr / rows - 0.5) + np.cos(ramp_angle) * (pc / cols - 0.5)) * rng.uniform(10, 35)
+    background = params.background_level + ramp + 14.0 * (patches - 0.5)
     grey = np.where(contact > 0, level * contact + background * (1.0 - contact) + (params.valley_level - params.background_level) * contact, background)
     grey = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), 0.8)
     sigma = params.clean_noise + noise * (params.heavy_noise - params.clean_noise)

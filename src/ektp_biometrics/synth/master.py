@@ -101,7 +101,7 @@ def sample_identity(rng: np.random.Generator, shape: tuple[int, int], params: Sy
     Examples
     --------
     >>> ident = sample_identity(np.random.default_rng(3), (464, 368))
-    >>> ident.class_name in PATTERN_CLASSES, 7.0 < ident.period < 11.5
+    >>> ident.class_name in PATTERN_CLASSES, 5.0 <= ident.period <= 13.0
     (True, True)
     """
     rows, cols = shape
@@ -155,7 +155,7 @@ def sample_identity(rng: np.random.Generator, shape: tuple[int, int], params: Sy
         rows * between(0.0, 0.06),
         rows * between(0.3, 0.42),
     )
-    period = float(np.clip(params.ridge_period_mean + params.ridge_period_std * normals[0], 6.0, 13.0))
+    period = float(np.clip(params.ridge_period_mean + params.ridge_period_std * normals[0], 5.0, 13.0))
     wave = (between(0.2, 0.5), between(0.5, 1.5) * 2 * np.pi / rows, between(0.5, 1.5) * 2 * np.pi / cols, between(0, 2 * np.pi))
     base_orientation = 0.06 * float(normals[1])
     return FingerIdentity(

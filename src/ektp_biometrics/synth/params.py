@@ -34,24 +34,27 @@ class SynthParameters:
     #: Source: Wilson, Candela & Watson (1994), NIST, as quoted in the Handbook of Fingerprint
     #: Recognition (Maltoni et al.), section 5.1, and used by SFinGe.
     class_frequencies: tuple[float, float, float, float, float] = (0.037, 0.029, 0.338, 0.317, 0.279)
-    #: Mean ridge period (pixels); real prints at 500 dpi average about 9 px (0.46 mm), Handbook ch. 3.
-    ridge_period_mean: float = 9.0
-    #: Finger-to-finger standard deviation of the mean ridge period (pixels); chosen so the period
-    #: histogram covers the 7..11 px range measured on FVC2002 DB4_B (docs/synth.md).
-    ridge_period_std: float = 0.6
+    #: Mean ridge period of a finger (pixels).  With the longer period above the core and below the
+    #: deltas, 6.6 gives impressions whose median period (7.6 px, spectral estimate of
+    #: benchmarks/bench_synth.py) matches FVC2002 DB4_B (7.5 px) and FVC2000 DB4_B (7.7 px); live
+    #: optical sensors (FVC2002 DB1_B) measure 8.9 px, the Handbook's typical 9 px (0.46 mm).
+    ridge_period_mean: float = 6.6
+    #: Finger-to-finger standard deviation of the mean ridge period (pixels).
+    ridge_period_std: float = 0.5
     #: Extra period above the northern-most core and below the deltas, as a fraction of the mean
     #: (SFinGe: "frequency is lower above the core and below the deltas", Cappelli 2000).
     ridge_period_boost: float = 0.12
     #: Largest random perturbation of each Vizcaya-Gerhardt correction control point (radians).
     correction_jitter: float = 0.25
     #: Seeds per 10,000 pixels from which the ridge pattern grows; sets the minutiae density
-    #: (tuned so rendered masters average ~0.45 minutiae per 1,000 px of finger area).
+    #: (tuned so 384 x 288 impressions carry ~36 true minutiae, as FVC2002 DB4_B extractions do).
     seed_density: float = 2.0
     #: Most contextual-filtering iterations while growing the ridge pattern, and the passes run
     #: after it fills the silhouette (they straighten the fronts where growing patches met).
     growth_iterations: int = 60
     growth_polish: int = 6
-    #: Gain applied to each Gabor response before clipping to [-1, 1] (dimensionless).
+    #: Gain applied to each Gabor response before clipping to [-1, 1] (dimensionless); high so
+    #: growth fronts advance fast (fills a master in ~20 passes; tuning run in docs/synth.md).
     growth_gain: float = 10.0
     #: Gabor envelope standard deviation across and along ridges, as fractions of the local period.
     gabor_sigma_across: float = 0.42
@@ -79,30 +82,32 @@ class SynthParameters:
     #: ellipse (pixels); kept large enough for the map to stay invertible.
     distortion_brake: float = 55.0
     #: Contact ellipse semi-axes as fractions of the image half-size, lowest and highest pressure.
-    contact_min: float = 0.72
-    contact_max: float = 0.98
+    contact_min: float = 0.66
+    contact_max: float = 0.94
     #: Ridge thickness change at the driest and wettest setting (pixels per side); clean
     #: impressions stay within +-``clean_thickness`` so the ridge topology is kept.
     max_thickness: float = 1.2
     clean_thickness: float = 0.5
     #: Grey levels of ridges, valleys and background (0..255), read off FVC2002 DB4_B histograms.
-    ridge_level: float = 60.0
-    valley_level: float = 190.0
-    background_level: float = 200.0
+    ridge_level: float = 35.0
+    valley_level: float = 195.0
+    background_level: float = 185.0
     #: Sensor noise standard deviation (grey levels) for clean and noisy impressions.
-    clean_noise: float = 10.0
-    heavy_noise: float = 28.0
+    clean_noise: float = 5.0
+    heavy_noise: float = 16.0
     #: Fraction of ridge pixels turned into pale speckles (pores / dust) for clean and noisy impressions.
-    clean_speckle: float = 0.04
-    heavy_speckle: float = 0.16
+    clean_speckle: float = 0.03
+    heavy_speckle: float = 0.12
     #: Truth minutiae closer than this to the contact border or the image edge are dropped (pixels).
     truth_margin: float = 10.0
     # -- template-only path ------------------------------------------------------------------------
-    #: Master minutiae per 1,000 px of finger area when no ridge pattern is rendered; matches the
-    #: density measured on rendered masters (benchmarks/bench_synth.py prints it).
-    template_minutia_density: float = 0.45
-    #: Fraction of those minutiae that are bifurcations (rendered masters give about this).
-    template_bifurcation_fraction: float = 0.45
+    #: Master minutiae per 1,000 px of finger area when no ridge pattern is rendered.  Rendered
+    #: masters hold ~0.40 / 1,000 px over the whole silhouette but more near the centre; 0.60
+    #: makes impressions of the fast path carry as many true minutiae as rendered ones (36 per
+    #: 384 x 288 impression; ``benchmarks/bench_synth.py masters`` and docs/synth.md).
+    template_minutia_density: float = 0.60
+    #: Fraction of those minutiae that are bifurcations (rendered masters: 0.53).
+    template_bifurcation_fraction: float = 0.53
     #: Simulated extractor noise of the fast path: missed and spurious fraction, jitter (px, rad).
     template_missed: float = 0.1
     template_spurious: float = 0.1

@@ -1,0 +1,265 @@
+"""Benchmarks and acceptance measurements of the synthetic fingerprint generator.
+
+Run from the project root, one measurement at a time (the machine is shared)::
+
+    python benchmarks/bench_synth.py render            # median time of one 400x400 impression, 1 core
+    python benchmarks/bench_synth.py masters           # master growth time and minutiae density
+    python benchmarks/bench_synth.py templates --fingers 1000000 --workers 2
+    python benchmarks/bench_synth.py extractor --fingers 100 --impressions 4 --noise clean
+    python benchmarks/bench_synth.py realism           # matcher EER: synthetic vs FVC2002 DB4_B
+    python benchmarks/bench_synth.py figures --fingers 40   # docs/img/synth_*.png (after realism)
+
+Each prints a JSON line with its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("EKTP_DATA") or ROOT.parent / "shared" / "data")
+
+
+def _one_core() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def bench_render(args: argparse.Namespace) -> dict:
+    from ektp_biometrics.synth import _seeding, generate
+    from ektp_biometrics.synth.impression import render_impression, sample_geometry
+    from ektp_biometrics.synth.params import SynthParameters
+
+    _one_core()
+    params = SynthParameters(image_shape=(400, 400))
+    master = generate._master(1, 1, params)
+    times = []
+    for k in range(args.repeats):
+        rng = _seeding.stream(1, 99, k)
+        start = time.perf_counter()
+        geometry = sample_geometry(rng, params.image_shape, master.ridges.shape, params)
+        render_impression(master, geometry, rng, float(rng.uniform()), params)
+        times.append(time.perf_counter() - start)
+    return {"measure": "render 400x400 impression", "median_s": float(np.median(times[1:])), "p90_s": float(np.percentile(times[1:], 90)), "repeats": args.repeats}
+
+
+def bench_masters(args: argparse.Namespace) -> dict:
+    from ektp_biometrics.synth import generate
+    from ektp_biometrics.synth.params import DEFAULT_PARAMETERS
+
+    generate._master(1, 1, DEFAULT_PARAMETERS)  # compile
+    times, counts, areas, bifurcations = [], [], [], []
+    for finger in range(1, args.fingers + 1):
+        start = time.perf_counter()
+        master = generate._master(args.seed, finger, DEFAULT_PARAMETERS)
+        times.append(time.perf_counter() - start)
+        counts.append(master.minutiae.size)
+        areas.append(int(master.mask.sum()))
+        bifurcations.append(int((master.minutiae["kind"] == 2).sum()))
+    return {
+        "measure": "master growth (384x288 impressions, 464x368 canvas)",
+        "median_s": float(np.median(times)),
+        "minutiae_mean": float(np.mean(counts)),
+        "minutiae_per_1000px": float(1000 * np.sum(counts) / np.sum(areas)),
+        "bifurcation_fraction": float(np.sum(bifurcations) / np.sum(counts)),
+        "fingers": args.fingers,
+    }
+
+
+def bench_templates(args: argparse.Namespace) -> dict:
+    from ektp_biometrics import synth
+
+    synth.templates(10, 1, seed=0)  # compile the kernels in this process
+    start = time.perf_counter()
+    gallery = synth.templates(args.fingers, args.impressions, seed=args.seed, workers=args.workers)
+    elapsed = time.perf_counter() - start
+    return {
+        "measure": "template-only generation",
+        "fingers": args.fingers,
+        "per_finger": args.impressions,
+        "workers": args.workers,
+        "seconds": elapsed,
+        "fingers_per_second": args.fingers / elapsed,
+        "minutiae_per_template": float(gallery.minutiae.size / len(gallery)),
+    }
+
+
+def bench_extractor(args: argparse.Namespace) -> dict:
+    from ektp_biometrics import synth
+    from ektp_biometrics.fingerprint import extract
+
+    start = time.perf_counter()
+    noise = args.noise if args.noise in synth.NOISE_LEVELS else float(args.noise)
+    result = synth.evaluate_extractor(lambda image: extract(image, 500), fingers=args.fingers, per_finger=args.impressions, seed=args.seed, noise=noise)
+    result.update({"measure": "project extractor vs synthetic truth (12 px, 30 deg)", "noise": args.noise, "seconds": time.perf_counter() - start})
+    return result
+
+
+def _eer(genuine: np.ndarray, impostor: np.ndarray) -> float:
+    thresholds = np.unique(np.concatenate([genuine, impostor]))
+    fnmr = np.array([(genuine < t).mean() for t in thresholds])
+    fmr = np.array([(impostor >= t).mean() for t in thresholds])
+    k = int(np.argmin(np.abs(fnmr - fmr)))
+    return float((fnmr[k] + fmr[k]) / 2)
+
+
+def _scores(templates: dict[tuple[int, int], object]) -> tuple[np.ndarray, np.ndarray]:
+    """FVC protocol: genuine = all pairs of a finger's impressions; impostor = first impressions of different fingers."""
+    from ektp_biometrics.fingerprint.match import match
+
+    fingers = sorted({f for f, _ in templates})
+    genuine, impostor = [], []
+    for f in fingers:
+        views = sorted(i for g, i in templates if g == f)
+        for a in range(len(views)):
+            for b in range(a + 1, len(views)):
+                genuine.append(match(templates[f, views[a]], templates[f, views[b]]))
+    for a in range(len(fingers)):
+        for b in range(a + 1, len(fingers)):
+            impostor.append(match(templates[fingers[a], 1], templates[fingers[b], 1]))
+    return np.asarray(genuine), np.asarray(impostor)
+
+
+def bench_realism(args: argparse.Namespace) -> dict:
+    from PIL import Image
+
+    from ektp_biometrics import synth
+    from ektp_biometrics.fingerprint import extract
+
+    real = {}
+    for path in sorted((DATA / "fingerprints" / "fvc2002_db4_b").glob("*.tif")):
+        finger, index = (int(x) for x in path.stem.split("_"))
+        real[finger, index] = extract(np.asarray(Image.open(path)), 500)
+    fake = {}
+    for item in synth.impressions(args.fingers, 8, seed=args.seed, noise="mixed"):
+        fake[item.finger_id, item.index] = extract(np.array(item.image), 500)
+    real_g, real_i = _scores(real)
+    fake_g, fake_i = _scores(fake)
+    out = Path(args.out)
+    np.savez(out / "synth_scores.npz", real_genuine=real_g, real_impostor=real_i, synth_genuine=fake_g, synth_impostor=fake_i)
+    return {
+        "measure": "matcher EER, FVC protocol",
+        "eer_fvc2002_db4_b": _eer(real_g, real_i),
+        "eer_synthetic": _eer(fake_g, fake_i),
+        "synthetic_fingers": args.fingers,
+        "scores_file": str(out / "synth_scores.npz"),
+    }
+
+
+def ridge_periods(image: np.ndarray, block: int = 32) -> np.ndarray:
+    """Ridge period (px) of every well-oriented block, from the peak of its 2-D spectrum.
+
+    The same estimator runs on real and synthetic images, so the two histograms compare fairly.
+    """
+    window = np.outer(np.hanning(block), np.hanning(block))
+    out = []
+    rows, cols = image.shape
+    for r in range(0, rows - block + 1, block // 2):
+        for c in range(0, cols - block + 1, block // 2):
+            patch = image[r : r + block, c : c + block].astype(np.float64)
+            if patch.std() < 20:
+                continue  # background or blank
+            size = 4 * block  # zero padding: a finer frequency grid than the block gives
+            spectrum = np.abs(np.fft.fftshift(np.fft.fft2((patch - patch.mean()) * window, s=(size, size))))
+            centre = size // 2
+            spectrum[centre - 4 : centre + 5, centre - 4 : centre + 5] = 0
+            peak = np.unravel_index(np.argmax(spectrum), spectrum.shape)
+            radius = np.hypot(peak[0] - centre, peak[1] - centre)
+            if radius >= 5 and spectrum[peak] > 4 * np.median(spectrum):
+                out.append(size / radius)
+    return np.asarray(out)
+
+
+def bench_figures(args: argparse.Namespace) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from ektp_biometrics import synth
+    from ektp_biometrics.fingerprint import extract
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fake = [np.array(item.image) for item in synth.impressions(args.fingers, 2, seed=args.seed, noise="mixed")]
+    real = {name: [np.asarray(Image.open(p)) for p in sorted((DATA / "fingerprints" / name).glob("*.tif"))] for name in ("fvc2002_db4_b", "fvc2000_db4_b")}
+
+    # Montage: synthetic (top two rows) next to SFinGe images of FVC2002 DB4_B and FVC2000 DB4_B.
+    fig, axes = plt.subplots(3, 6, figsize=(12, 8.4))
+    panels = [("ours", im) for im in fake[:6]] + [("FVC2002 DB4_B", im) for im in real["fvc2002_db4_b"][::13][:6]] + [("FVC2000 DB4_B", im) for im in real["fvc2000_db4_b"][::13][:6]]
+    for ax, (label, im) in zip(axes.ravel(), panels):
+        ax.imshow(im, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "synth_montage.png", dpi=80)
+    plt.close(fig)
+
+    # Statistics: ridge period, minutiae per image (project extractor), grey-level histogram.
+    groups = {"ours (synthetic)": fake, "FVC2002 DB4_B": real["fvc2002_db4_b"], "FVC2000 DB4_B": real["fvc2000_db4_b"]}
+    periods = {k: np.concatenate([ridge_periods(im) for im in v]) for k, v in groups.items()}
+    counts = {k: np.array([len(extract(im, 500)) for im in v]) for k, v in groups.items()}
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for k in groups:
+        axes[0].hist(periods[k], bins=np.arange(4, 16, 0.5), density=True, histtype="step", label=k)
+        axes[1].hist(counts[k], bins=np.arange(0, 101, 5), density=True, histtype="step", label=k)
+        axes[2].hist(np.concatenate([im.ravel() for im in groups[k]]), bins=64, range=(0, 256), density=True, histtype="step", label=k)
+    axes[0].set_xlabel("ridge period (px at 500 dpi)")
+    axes[1].set_xlabel("minutiae per image (project extractor)")
+    axes[2].set_xlabel("grey level")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "synth_statistics.png", dpi=80)
+    plt.close(fig)
+    result: dict = {"measure": "docs figures", "synthetic_images": len(fake)}
+    for k in groups:
+        result[k] = {
+            "ridge_period_median": float(np.median(periods[k])),
+            "minutiae_mean": float(counts[k].mean()),
+            "grey_mean": float(np.mean([im.mean() for im in groups[k]])),
+        }
+
+    scores = out / "synth_scores.npz"
+    if scores.exists():
+        with np.load(scores) as s:
+            fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+            for ax, name, title in ((axes[0], "real", "FVC2002 DB4_B (10 x 8)"), (axes[1], "synth", f"ours ({args.fingers} x 8 cap in realism run)")):
+                ax.hist(s[f"{name}_impostor"], bins=40, density=True, alpha=0.6, label="impostor")
+                ax.hist(s[f"{name}_genuine"], bins=40, density=True, alpha=0.6, label="genuine")
+                ax.set_title(title)
+                ax.set_xlabel("match score")
+                ax.legend()
+            fig.tight_layout()
+            fig.savefig(out / "synth_scores.png", dpi=80)
+            plt.close(fig)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["render", "masters", "templates", "extractor", "realism", "figures"])
+    parser.add_argument("--fingers", type=int, default=100)
+    parser.add_argument("--impressions", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--noise", default="clean")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "img"))
+    args = parser.parse_args(argv)
+    result = globals()[f"bench_{args.what}"](args)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
