@@ -102,12 +102,12 @@ class SynthParameters:
     truth_margin: float = 10.0
     # -- template-only path ------------------------------------------------------------------------
     #: Master minutiae per 1,000 px of finger area when no ridge pattern is rendered.  Rendered
-    #: masters hold ~0.40 / 1,000 px over the whole silhouette but more near the centre; 0.60
-    #: makes impressions of the fast path carry as many true minutiae as rendered ones (36 per
+    #: masters hold ~0.48 / 1,000 px over the whole silhouette but more near the centre; 0.76
+    #: makes impressions of the fast path carry as many true minutiae as rendered ones (~40 per
     #: 384 x 288 impression; ``benchmarks/bench_synth.py masters`` and docs/synth.md).
-    template_minutia_density: float = 0.60
-    #: Fraction of those minutiae that are bifurcations (rendered masters: 0.53).
-    template_bifurcation_fraction: float = 0.53
+    template_minutia_density: float = 0.76
+    #: Fraction of those minutiae that are bifurcations (rendered masters: 0.52).
+    template_bifurcation_fraction: float = 0.52
     #: Simulated extractor noise of the fast path: missed and spurious fraction, jitter (px, rad).
     template_missed: float = 0.1
     template_spurious: float = 0.1
