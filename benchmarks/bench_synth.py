@@ -113,8 +113,9 @@ def _eer(genuine: np.ndarray, impostor: np.ndarray) -> float:
 
 def _scores(templates: dict[tuple[int, int], object]) -> tuple[np.ndarray, np.ndarray]:
     """FVC protocol: genuine = all pairs of a finger's impressions; impostor = first impressions of different fingers."""
-    from ektp_biometrics.fingerprint.match import match
+    from ektp_biometrics.fingerprint.match import match, prepare
 
+    templates = {key: prepare(t) for key, t in templates.items()}  # probe once, match many
     fingers = sorted({f for f, _ in templates})
     genuine, impostor = [], []
     for f in fingers:

@@ -389,3 +389,57 @@ def test_cli_templates_only_and_errors(tmp_path, capsys):
     assert len(gallery) == 10
     assert main(["synth", "--fingers", "0", "--impressions", "2", "--seed", "1", "--out", str(tmp_path)]) == 1
     assert "fingers must be" in capsys.readouterr().err
+
+
+def test_growth_kernel_is_thread_safe():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(3)
+    shape = (48, 48)
+    bank = mst.gabor_bank(0.42, 0.55)
+    seeds = (rng.uniform(size=shape) < 0.01).astype(np.float32)
+    o_bin = np.full(shape, 5, dtype=np.int64)
+    p_bin = np.full(shape, 12, dtype=np.int64)
+    mask = np.ones(shape, dtype=bool)
+    expected = _kernels.grow_ridges(seeds, o_bin, p_bin, mask, bank, 10.0, 12, 2, 1e-3)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: _kernels.grow_ridges(seeds, o_bin, p_bin, mask, bank, 10.0, 12, 2, 1e-3), range(4)))
+    assert all(np.array_equal(r, expected) for r in results)
+
+
+def _spectral_periods(image: np.ndarray, block: int = 32) -> np.ndarray:
+    """Ridge period of every textured block from the peak of its zero-padded spectrum."""
+    window = np.outer(np.hanning(block), np.hanning(block))
+    size = 4 * block
+    out = []
+    for r in range(0, image.shape[0] - block + 1, block):
+        for c in range(0, image.shape[1] - block + 1, block):
+            patch = image[r : r + block, c : c + block].astype(np.float64)
+            if patch.std() < 20:
+                continue
+            spectrum = np.abs(np.fft.fftshift(np.fft.fft2((patch - patch.mean()) * window, s=(size, size))))
+            spectrum[size // 2 - 4 : size // 2 + 5, size // 2 - 4 : size // 2 + 5] = 0
+            peak = np.unravel_index(np.argmax(spectrum), spectrum.shape)
+            radius = np.hypot(peak[0] - size // 2, peak[1] - size // 2)
+            if radius >= 5:
+                out.append(size / radius)
+    return np.asarray(out)
+
+
+@pytest.mark.realdata
+def test_ridge_period_and_grey_levels_resemble_fvc2002_db4(data_root):
+    from PIL import Image
+
+    folder = data_root / "fingerprints" / "fvc2002_db4_b"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found")
+    real = [np.asarray(Image.open(p)) for p in sorted(folder.glob("*.tif"))[::8]]
+    ours = [item.image for item in synth.impressions(4, 2, seed=31)]
+    real_period = np.median(np.concatenate([_spectral_periods(im) for im in real]))
+    our_period = np.median(np.concatenate([_spectral_periods(im) for im in ours]))
+    assert abs(our_period / real_period - 1) < 0.15
+    # Dark ridges on a light field: the same ordering of grey-level percentiles.
+    for q in (10, 50, 90):
+        real_q = np.mean([np.percentile(im, q) for im in real])
+        our_q = np.mean([np.percentile(im, q) for im in ours])
+        assert abs(our_q - real_q) < 60
