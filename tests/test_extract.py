@@ -139,8 +139,15 @@ def test_crossing_numbers_match_naive(seed):
     from ektp_biometrics._native import fingerprint_kernels
 
     skel = np.random.default_rng(seed).random((30, 30)) < 0.35
-    got = fingerprint_kernels.crossing_numbers(np.ascontiguousarray(skel.view(np.uint8)))
-    np.testing.assert_array_equal(got, naive.crossing_numbers(skel))
+    cn, rows, cols, kinds = fingerprint_kernels.minutia_points(np.ascontiguousarray(skel.view(np.uint8)))
+    expected = naive.crossing_numbers(skel)
+    np.testing.assert_array_equal(cn, expected)
+    # every ending is listed; every touching group of fork pixels is listed at least once
+    listed = np.zeros_like(skel)
+    listed[rows, cols] = True
+    np.testing.assert_array_equal(listed & (expected == 1), expected == 1)
+    np.testing.assert_array_equal(kinds, np.where(expected[rows, cols] == 1, 1, 2))
+    assert not (listed & (expected == 2)).any()
 
 
 def test_thinned_real_ridges_are_one_pixel_wide(data_root):

@@ -19,19 +19,22 @@ cdef int[8] RING_DC = [1, 1, 0, -1, -1, -1, 0, 1]
 
 
 def oriented_smooth(const float[:, ::1] padded, Py_ssize_t pad, const unsigned char[:, ::1] active,
-                    const short[:, ::1] angle_bin, const int[:, :, ::1] offsets,
+                    const short[:, ::1] angle_bin, const int[:, ::1] offsets,
                     const float[:, ::1] weights, float[:, ::1] out):
     """Weighted sum along a per-pixel oriented line of taps.
 
     ``padded`` is the image with a border of ``pad`` pixels on every side, at least as wide as the
-    largest tap offset, so the loop needs no bounds checks.  For each pixel ``p`` of ``out`` where
-    ``active`` is set: ``out[p] = sum_t weights[a, t] * padded[p + pad + offsets[a, t]]`` with
+    largest tap offset, so the loop needs no bounds checks.  ``offsets[a, t]`` is the tap's offset
+    in elements of ``padded`` (``drow * padded_width + dcol``).  For each pixel ``p`` of ``out``
+    where ``active`` is set: ``out[p] = sum_t weights[a, t] * padded[p + pad + offset]`` with
     ``a = angle_bin[p]``.  Inactive pixels get 0.
     """
     cdef Py_ssize_t rows = out.shape[0], cols = out.shape[1]
     cdef Py_ssize_t taps = offsets.shape[1]
     cdef Py_ssize_t r, c, t
-    cdef int a
+    cdef const float* centre
+    cdef const int* off
+    cdef const float* w
     cdef float acc
     with nogil:
         for r in range(rows):
@@ -39,23 +42,28 @@ def oriented_smooth(const float[:, ::1] padded, Py_ssize_t pad, const unsigned c
                 if not active[r, c]:
                     out[r, c] = 0
                     continue
-                a = angle_bin[r, c]
+                centre = &padded[r + pad, c + pad]
+                off = &offsets[angle_bin[r, c], 0]
+                w = &weights[angle_bin[r, c], 0]
                 acc = 0
                 for t in range(taps):
-                    acc = acc + weights[a, t] * padded[r + pad + offsets[a, t, 0], c + pad + offsets[a, t, 1]]
+                    acc = acc + w[t] * centre[off[t]]
                 out[r, c] = acc
 
 
 def oriented_bandpass(const float[:, ::1] padded, Py_ssize_t pad, const unsigned char[:, ::1] active,
                       const short[:, ::1] angle_bin, const short[:, ::1] period_bin,
-                      const int[:, :, ::1] offsets, const float[:, :, ::1] weights,
+                      const int[:, ::1] offsets, const float[:, :, ::1] weights,
                       const int[:, ::1] tap_count, float[:, ::1] out):
     """Like :func:`oriented_smooth`, with weights chosen by angle and ridge period:
     ``out[p] = sum_t weights[a, f, t] * padded[p + pad + offsets[a, t]]`` over the first
     ``tap_count[a, f]`` taps (taps are ordered by distance, so short periods stop early)."""
     cdef Py_ssize_t rows = out.shape[0], cols = out.shape[1]
-    cdef Py_ssize_t r, c, t
+    cdef Py_ssize_t r, c, t, count
     cdef int a, f
+    cdef const float* centre
+    cdef const int* off
+    cdef const float* w
     cdef float acc
     with nogil:
         for r in range(rows):
@@ -65,10 +73,39 @@ def oriented_bandpass(const float[:, ::1] padded, Py_ssize_t pad, const unsigned
                     continue
                 a = angle_bin[r, c]
                 f = period_bin[r, c]
+                centre = &padded[r + pad, c + pad]
+                off = &offsets[a, 0]
+                w = &weights[a, f, 0]
+                count = tap_count[a, f]
                 acc = 0
-                for t in range(tap_count[a, f]):
-                    acc = acc + weights[a, f, t] * padded[r + pad + offsets[a, t, 0], c + pad + offsets[a, t, 1]]
+                for t in range(count):
+                    acc = acc + w[t] * centre[off[t]]
                 out[r, c] = acc
+
+
+def filter_bins(const float[:, ::1] orientation, const float[:, ::1] period, int n_angles,
+                float min_period, float max_period, int n_periods):
+    """Quantise orientation (radians in [0, pi)) and ridge period (px) to filter-bank indices."""
+    cdef Py_ssize_t rows = orientation.shape[0], cols = orientation.shape[1], r, c
+    angle_arr = np.empty((rows, cols), dtype=np.int16)
+    period_arr = np.empty((rows, cols), dtype=np.int16)
+    cdef short[:, ::1] angle_bin = angle_arr
+    cdef short[:, ::1] period_bin = period_arr
+    cdef float angle_scale = n_angles / 3.141592653589793
+    cdef float period_scale = (n_periods - 1) / (max_period - min_period) if n_periods > 1 else 0
+    cdef long a, f
+    with nogil:
+        for r in range(rows):
+            for c in range(cols):
+                a = lround(orientation[r, c] * angle_scale)
+                angle_bin[r, c] = <short>(a % n_angles)
+                f = lround((period[r, c] - min_period) * period_scale)
+                if f < 0:
+                    f = 0
+                elif f > n_periods - 1:
+                    f = n_periods - 1
+                period_bin[r, c] = <short>f
+    return angle_arr, period_arr
 
 
 def ridge_period(const float[:, ::1] image, const float[::1] centre_row, const float[::1] centre_col,
@@ -156,17 +193,53 @@ cdef inline int crossing_number(const unsigned char[:, ::1] skel, Py_ssize_t r, 
     return total // 2
 
 
-def crossing_numbers(const unsigned char[:, ::1] skel):
-    """Crossing number of every skeleton pixel (0 elsewhere): 1 ending, 2 ridge, 3+ bifurcation."""
-    cdef Py_ssize_t rows = skel.shape[0], cols = skel.shape[1], r, c
-    out_arr = np.zeros((rows, cols), dtype=np.uint8)
-    cdef unsigned char[:, ::1] out = out_arr
+def minutia_points(const unsigned char[:, ::1] skel):
+    """Crossing numbers of the skeleton and its minutia points in raster order.
+
+    Returns ``(cn, rows, cols, kinds)``: the crossing-number image (0 off the skeleton), and the
+    pixels with crossing number 1 (kind 1, ending) or 3 and more (kind 2, bifurcation).  A fork
+    often spans two or three touching pixels; only the first of them in raster order is listed
+    (a fork pixel is skipped when a fork pixel precedes it among its west/north neighbours).
+    """
+    cdef Py_ssize_t rows = skel.shape[0], cols = skel.shape[1], r, c, n = 0, k
+    cn_arr = np.zeros((rows, cols), dtype=np.uint8)
+    cdef unsigned char[:, ::1] cn = cn_arr
+    cdef int value
     with nogil:
         for r in range(rows):
             for c in range(cols):
                 if skel[r, c]:
-                    out[r, c] = crossing_number(skel, r, c)
-    return out_arr
+                    value = crossing_number(skel, r, c)
+                    cn[r, c] = value
+                    if value == 1 or value >= 3:
+                        n += 1
+    rows_arr = np.empty(n, dtype=np.int32)
+    cols_arr = np.empty(n, dtype=np.int32)
+    kinds_arr = np.empty(n, dtype=np.uint8)
+    cdef int[::1] out_r = rows_arr
+    cdef int[::1] out_c = cols_arr
+    cdef unsigned char[::1] out_k = kinds_arr
+    cdef int seen_fork
+    with nogil:
+        k = 0
+        for r in range(rows):
+            for c in range(cols):
+                value = cn[r, c]
+                if value == 1:
+                    out_r[k] = <int>r
+                    out_c[k] = <int>c
+                    out_k[k] = 1
+                    k += 1
+                elif value >= 3:
+                    seen_fork = ((c > 0 and cn[r, c - 1] >= 3)
+                                 or (r > 0 and ((c > 0 and cn[r - 1, c - 1] >= 3) or cn[r - 1, c] >= 3
+                                                or (c + 1 < cols and cn[r - 1, c + 1] >= 3))))
+                    if not seen_fork:
+                        out_r[k] = <int>r
+                        out_c[k] = <int>c
+                        out_k[k] = 2
+                        k += 1
+    return cn_arr, rows_arr[:k], cols_arr[:k], kinds_arr[:k]
 
 
 def trace_branches(const unsigned char[:, ::1] skel, const unsigned char[:, ::1] cn,
@@ -297,14 +370,24 @@ def thin_zhang_suen(const unsigned char[:, ::1] padded, const unsigned char[::1]
     cdef Py_ssize_t rows = padded.shape[0], cols = padded.shape[1]
     out_arr = np.array(padded, dtype=np.uint8, copy=True)
     cdef unsigned char[:, ::1] img = out_arr
-    pts = np.argwhere(out_arr[1:-1, 1:-1]).astype(np.int32) + 1
-    cdef int[:, ::1] p = np.ascontiguousarray(pts)
-    cdef Py_ssize_t n = p.shape[0], i, live, removed
-    cdef int[::1] doomed = np.empty(max(n, 1), dtype=np.int32)
+    cdef Py_ssize_t n = 0, i, live, removed
     cdef Py_ssize_t ndoomed, r, c
     cdef int sub, code
     cdef unsigned char bit
     with nogil:
+        for r in range(1, rows - 1):
+            for c in range(1, cols - 1):
+                n += img[r, c] != 0
+    cdef int[:, ::1] p = np.empty((max(n, 1), 2), dtype=np.int32)
+    cdef int[::1] doomed = np.empty(max(n, 1), dtype=np.int32)
+    with nogil:
+        n = 0
+        for r in range(1, rows - 1):
+            for c in range(1, cols - 1):
+                if img[r, c]:
+                    p[n, 0] = <int>r
+                    p[n, 1] = <int>c
+                    n += 1
         while True:
             removed = 0
             for sub in range(2):

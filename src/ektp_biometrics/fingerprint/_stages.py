@@ -246,14 +246,16 @@ def filter_bank(p: ExtractionParameters) -> dict[str, np.ndarray]:
     }
 
 
+def _linear_offsets(offsets: np.ndarray, row_length: int) -> np.ndarray:
+    """(drow, dcol) tap offsets as element offsets in a C-contiguous array with rows of ``row_length``."""
+    return np.ascontiguousarray(offsets[..., 0] * row_length + offsets[..., 1], dtype=np.int32)
+
+
 def enhanced_image(normalized: np.ndarray, orientation: np.ndarray, period: np.ndarray, mask: np.ndarray,
                    p: ExtractionParameters) -> np.ndarray:
     """Contextual filtering: smooth along the ridges, band-pass across them.  Ridges come out positive."""
     bank = filter_bank(p)
-    angle_bin = (np.rint(orientation * (p.orientation_bins / math.pi)).astype(np.int16)) % p.orientation_bins
-    angle_bin = np.ascontiguousarray(angle_bin, dtype=np.int16)
-    scale = (p.period_bins - 1) / (p.max_period - p.min_period)
-    period_bin = np.clip(np.rint((period - p.min_period) * scale), 0, p.period_bins - 1).astype(np.int16)
+    angle_bin, period_bin = _k.filter_bins(orientation, period, p.orientation_bins, p.min_period, p.max_period, p.period_bins)
     reach = int(bank["across_reach"])
     pad = max(reach, p.along_half_taps)
     # the band-pass reads the smoothed image up to about one period around the mask
@@ -261,13 +263,15 @@ def enhanced_image(normalized: np.ndarray, orientation: np.ndarray, period: np.n
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * near + 1, 2 * near + 1))
     near_mask = cv2.dilate(mask.view(np.uint8), kernel)
     padded = cv2.copyMakeBorder(normalized, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    along = _linear_offsets(bank["along_offsets"], padded.shape[1])
+    across = _linear_offsets(bank["across_offsets"], padded.shape[1])
     smoothed = np.empty_like(normalized)
-    _k.oriented_smooth(padded, pad, near_mask, angle_bin, bank["along_offsets"], bank["along_weights"], smoothed)
+    _k.oriented_smooth(padded, pad, near_mask, angle_bin, along, bank["along_weights"], smoothed)
     padded = cv2.copyMakeBorder(smoothed, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0.0)
     out = np.empty_like(normalized)
     _k.oriented_bandpass(
-        padded, pad, mask.view(np.uint8), angle_bin, period_bin,
-        bank["across_offsets"], bank["across_weights"], bank["across_counts"], out,
+        padded, pad, mask.view(np.uint8), angle_bin, period_bin, across,
+        bank["across_weights"], bank["across_counts"], out,
     )
     np.negative(out, out=out)  # ridges are dark in the scan
     return out
@@ -348,22 +352,10 @@ class Candidates:
 def minutia_candidates(skeleton: np.ndarray, orientation: np.ndarray, p: ExtractionParameters) -> Candidates:
     """Endings and bifurcations of the skeleton (crossing number), with directions from skeleton walks."""
     skel = skeleton.view(np.uint8)
-    cn = _k.crossing_numbers(skel)
-    endings = np.argwhere(cn == 1)
-    forks = np.argwhere(cn >= 3)
-    if len(forks):
-        # a fork often spans two or three adjacent pixels: keep one per 8-connected group
-        count, labels = cv2.connectedComponents((cn >= 3).astype(np.uint8), connectivity=8)
-        _, first = np.unique(labels[forks[:, 0], forks[:, 1]], return_index=True)
-        forks = forks[first]
-    points = np.concatenate([endings, forks]).astype(np.int32)
-    kind = np.concatenate([
-        np.full(len(endings), MinutiaKind.ENDING, np.uint8),
-        np.full(len(forks), MinutiaKind.BIFURCATION, np.uint8),
-    ])
+    cn, rows, cols, kind = _k.minutia_points(skel)
+    points = np.stack([rows, cols], axis=1)
     length, end_r, end_c, end_kind, dir_r, dir_c = _k.trace_branches(
-        skel, cn, np.ascontiguousarray(points[:, 0]), np.ascontiguousarray(points[:, 1]),
-        p.trace_steps, p.direction_steps,
+        skel, cn, rows, cols, p.trace_steps, p.direction_steps,
     )
     dr = dir_r - points[:, :1]
     dc = dir_c - points[:, 1:2]
