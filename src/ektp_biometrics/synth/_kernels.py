@@ -204,21 +204,30 @@ def close_pairs_mask(rows: np.ndarray, cols: np.ndarray, gap: float) -> np.ndarr
 
 
 @njit(cache=True, nogil=True)
-def thin_by_distance(rows: np.ndarray, cols: np.ndarray, gap: float) -> np.ndarray:
-    """Keep-mask of a greedy Poisson-disc thinning: a point survives if no earlier survivor is within ``gap``."""
+def thin_by_distance(rows: np.ndarray, cols: np.ndarray, gap: float, limit: int) -> np.ndarray:
+    """Keep-mask of a greedy Poisson-disc thinning: a point survives if no earlier survivor is
+    within ``gap``; stops once ``limit`` points survive."""
     n = rows.shape[0]
     keep = np.zeros(n, dtype=np.bool_)
+    kept_r = np.empty(n, dtype=np.float64)
+    kept_c = np.empty(n, dtype=np.float64)
     gap2 = gap * gap
+    kept = 0
     for i in range(n):
+        if kept >= limit:
+            break
         ok = True
-        for j in range(i):
-            if keep[j]:
-                dr = rows[i] - rows[j]
-                dc = cols[i] - cols[j]
-                if dr * dr + dc * dc < gap2:
-                    ok = False
-                    break
-        keep[i] = ok
+        for j in range(kept):
+            dr = rows[i] - kept_r[j]
+            dc = cols[i] - kept_c[j]
+            if dr * dr + dc * dc < gap2:
+                ok = False
+                break
+        if ok:
+            keep[i] = True
+            kept_r[kept] = rows[i]
+            kept_c[kept] = cols[i]
+            kept += 1
     return keep
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -24,7 +24,7 @@ from ..fingerprint.template import MAX_MINUTIAE, MINUTIA_DTYPE, FingerprintTempl
 from ._seeding import MASTER_STREAM, TEMPLATE_STREAM, root_entropy, stream
 from .generate import MAX_FINGERS, MAX_PER_FINGER, _check_count, _check_params, master_shape
 from .impression import contact_rho, pack_minutiae, sample_geometry, transform_minutiae, visible_minutiae
-from .master import FingerIdentity, finger_mask_at, orientation_at, sample_identity
+from .master import FingerIdentity, orientation_at, sample_identity
 from .params import SynthParameters
 
 __all__ = ["TemplateSet", "templates", "sample_master_minutiae", "GALLERY_FORMAT_VERSION"]
@@ -149,13 +149,15 @@ def sample_master_minutiae(identity: FingerIdentity, rng: np.random.Generator, p
     count = int(rng.poisson(expected))
     centre_c, half_width, top, top_half = identity.silhouette
     border = float(params.master_border)
-    inner = replace(identity, silhouette=(centre_c, half_width - border, top + border, top_half - border))
-    r = rng.uniform(top + border, rows - border, size=3 * count + 8)
+    # Candidates in the silhouette shrunk by the border (fingertip half-ellipse over a straight body).
+    r = rng.uniform(top + border, rows - border, size=2 * count + 8)
     c = rng.uniform(centre_c - half_width + border, centre_c + half_width - border, size=r.size)
-    inside = finger_mask_at(inner, r, c)
+    mid = top + top_half
+    lateral = ((c - centre_c) / (half_width - border)) ** 2
+    inside = (r >= mid) | (((r - mid) / (top_half - border)) ** 2 + lateral <= 1.0)
     r, c = r[inside], c[inside]
-    keep = _kernels.thin_by_distance(r, c, params.min_minutia_gap_fraction * identity.period * 1.5)
-    r, c = r[keep][:count], c[keep][:count]
+    keep = _kernels.thin_by_distance(r, c, params.min_minutia_gap_fraction * identity.period * 1.5, count)
+    r, c = r[keep], c[keep]
     direction = orientation_at(identity, r, c) + np.pi * rng.integers(0, 2, size=r.size)
     kind = np.where(rng.uniform(0, 1, size=r.size) < params.template_bifurcation_fraction, 2, 1)
     return pack_minutiae(r, c, direction, kind)
