@@ -18,46 +18,20 @@ cdef int[8] RING_DR = [0, 1, 1, 1, 0, -1, -1, -1]
 cdef int[8] RING_DC = [1, 1, 0, -1, -1, -1, 0, 1]
 
 
-def oriented_smooth(const float[:, ::1] padded, Py_ssize_t pad, const unsigned char[:, ::1] active,
-                    const short[:, ::1] angle_bin, const int[:, ::1] offsets,
-                    const float[:, ::1] weights, float[:, ::1] out):
-    """Weighted sum along a per-pixel oriented line of taps.
+def oriented_filter(const float[:, ::1] padded, Py_ssize_t pad, const unsigned char[:, ::1] active,
+                    const short[:, ::1] angle_bin, const short[:, ::1] period_bin,
+                    const int[:, ::1] offsets, const float[:, :, ::1] weights,
+                    const int[:, ::1] tap_count, float[:, ::1] out):
+    """Weighted sum along a per-pixel oriented line of taps, the weights chosen by angle and period.
 
     ``padded`` is the image with a border of ``pad`` pixels on every side, at least as wide as the
-    largest tap offset, so the loop needs no bounds checks.  ``offsets[a, t]`` is the tap's offset
-    in elements of ``padded`` (``drow * padded_width + dcol``).  For each pixel ``p`` of ``out``
-    where ``active`` is set: ``out[p] = sum_t weights[a, t] * padded[p + pad + offset]`` with
-    ``a = angle_bin[p]``.  Inactive pixels get 0.
+    largest tap offset, so the loop needs no bounds checks.  ``offsets[a, t]`` is tap ``t``'s
+    offset in elements of ``padded`` (``drow * padded_width + dcol``) for angle bin ``a``.  For
+    each pixel ``p`` of ``out`` where ``active`` is set, with ``a = angle_bin[p]`` and
+    ``f = period_bin[p]``: ``out[p] = sum_t weights[a, f, t] * padded[p + pad + offsets[a, t]]``
+    over the first ``tap_count[a, f]`` taps (taps are ordered by distance, so short periods stop
+    early).  Inactive pixels get 0.
     """
-    cdef Py_ssize_t rows = out.shape[0], cols = out.shape[1]
-    cdef Py_ssize_t taps = offsets.shape[1]
-    cdef Py_ssize_t r, c, t
-    cdef const float* centre
-    cdef const int* off
-    cdef const float* w
-    cdef float acc
-    with nogil:
-        for r in range(rows):
-            for c in range(cols):
-                if not active[r, c]:
-                    out[r, c] = 0
-                    continue
-                centre = &padded[r + pad, c + pad]
-                off = &offsets[angle_bin[r, c], 0]
-                w = &weights[angle_bin[r, c], 0]
-                acc = 0
-                for t in range(taps):
-                    acc = acc + w[t] * centre[off[t]]
-                out[r, c] = acc
-
-
-def oriented_bandpass(const float[:, ::1] padded, Py_ssize_t pad, const unsigned char[:, ::1] active,
-                      const short[:, ::1] angle_bin, const short[:, ::1] period_bin,
-                      const int[:, ::1] offsets, const float[:, :, ::1] weights,
-                      const int[:, ::1] tap_count, float[:, ::1] out):
-    """Like :func:`oriented_smooth`, with weights chosen by angle and ridge period:
-    ``out[p] = sum_t weights[a, f, t] * padded[p + pad + offsets[a, t]]`` over the first
-    ``tap_count[a, f]`` taps (taps are ordered by distance, so short periods stop early)."""
     cdef Py_ssize_t rows = out.shape[0], cols = out.shape[1]
     cdef Py_ssize_t r, c, t, count
     cdef int a, f

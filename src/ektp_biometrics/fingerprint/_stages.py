@@ -240,7 +240,8 @@ def filter_bank(p: ExtractionParameters) -> dict[str, np.ndarray]:
             across_w[a, f, :count] = w
             across_n[a, f] = count
     return {
-        "along_offsets": along_off, "along_weights": along_w,
+        "along_offsets": along_off, "along_weights": along_w[:, None, :].copy(),
+        "along_counts": np.full((n_angles, 1), along_taps, np.int32),
         "across_offsets": across_off, "across_weights": across_w, "across_counts": across_n,
         "across_reach": np.int32(across_half),
     }
@@ -266,18 +267,26 @@ def enhanced_image(normalized: np.ndarray, orientation: np.ndarray, period: np.n
     along = _linear_offsets(bank["along_offsets"], padded.shape[1])
     across = _linear_offsets(bank["across_offsets"], padded.shape[1])
     smoothed = np.empty_like(normalized)
-    _k.oriented_smooth(padded, pad, near_mask, angle_bin, along, bank["along_weights"], smoothed)
+    single_period = np.zeros_like(period_bin)  # the along-ridge smoothing does not depend on the period
+    _k.oriented_filter(padded, pad, near_mask, angle_bin, single_period, along,
+                       bank["along_weights"], bank["along_counts"], smoothed)
     padded = cv2.copyMakeBorder(smoothed, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0.0)
     out = np.empty_like(normalized)
-    _k.oriented_bandpass(
-        padded, pad, mask.view(np.uint8), angle_bin, period_bin, across,
-        bank["across_weights"], bank["across_counts"], out,
-    )
+    _k.oriented_filter(padded, pad, mask.view(np.uint8), angle_bin, period_bin, across,
+                       bank["across_weights"], bank["across_counts"], out)
     np.negative(out, out=out)  # ridges are dark in the scan
     return out
 
 
 # -- ridges and minutiae ----------------------------------------------------------------------------
+
+
+def ridge_amplitude(enhanced: np.ndarray, block_mask: np.ndarray, grid: BlockGrid) -> np.ndarray:
+    """Filter response per block relative to the print's median: low where ridges are smudged,
+    scarred or faint, because the band-pass finds no clear ridge at the expected period there."""
+    amplitude = cv2.GaussianBlur(grid.down(np.abs(enhanced)), (0, 0), 1.0, borderType=cv2.BORDER_REPLICATE)
+    reference = float(np.median(amplitude[block_mask])) if block_mask.any() else 0.0
+    return (amplitude / max(reference, 1e-6)).astype(np.float32)
 
 
 def binary_ridges(enhanced: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -385,11 +394,14 @@ def _minutia_directions(points, kind, length, branch_angle, orientation) -> np.n
     return np.mod(-along, 2 * math.pi)
 
 
-def filtered_minutiae(c: Candidates, mask: np.ndarray, coherence: np.ndarray, orientation: np.ndarray,
+def filtered_minutiae(c: Candidates, mask: np.ndarray, coherence: np.ndarray, amplitude: np.ndarray,
                       p: ExtractionParameters) -> np.ndarray:
-    """Remove false minutiae (border, spurs, short ridges, bridges, breaks, clusters) and rate the rest."""
+    """Remove false minutiae (border, weak ridges, spurs, short ridges, bridges, breaks, clusters) and
+    rate the rest.  ``amplitude`` is :func:`ridge_amplitude` on the block grid."""
     n = len(c.row)
     keep = np.ones(n, dtype=bool)
+    local_amplitude = amplitude[c.row // p.block_size, c.col // p.block_size]
+    keep &= local_amplitude >= p.min_ridge_amplitude
     is_end = c.kind == MinutiaKind.ENDING
     is_fork = c.kind == MinutiaKind.BIFURCATION
 
@@ -444,6 +456,7 @@ def filtered_minutiae(c: Candidates, mask: np.ndarray, coherence: np.ndarray, or
     kept = np.flatnonzero(keep)
     reliability = np.clip(coherence[c.row[kept], c.col[kept]], 0, 1)
     reliability *= np.clip(border[c.row[kept], c.col[kept]] / (2.0 * p.border_distance), 0.5, 1.0)
+    reliability *= np.clip(local_amplitude[kept], 0.0, 1.0)
     if len(kept) > p.max_minutiae:
         order = np.argsort(-reliability, kind="stable")[: p.max_minutiae]
         kept, reliability = kept[np.sort(order)], reliability[np.sort(order)]

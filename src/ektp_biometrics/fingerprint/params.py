@@ -102,6 +102,9 @@ class ExtractionParameters:
     #: Minutiae with more than cluster_count others within cluster_radius are a noise cluster (px, count).
     cluster_radius: float = 10.0
     cluster_count: int = 2
+    #: Minutiae where the enhanced ridges' amplitude is below this fraction of the print's median lie in
+    #: smudged, scarred or faint areas (0 keeps all; tuned on the shared folders).
+    min_ridge_amplitude: float = 0.45
     #: Minutiae where the orientation coherence is below this are in unreliable areas (0..1, tuned).
     min_coherence: float = 0.2
     #: Keep at most this many minutiae, the most reliable (ISO/ANSI allow 255; matchers saturate near 100).
