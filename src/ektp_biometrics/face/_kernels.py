@@ -50,19 +50,24 @@ def topk_float32(gallery, probes, start, stop, scores, rows):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH)
-def topk_int8(codes, code_scales, probe_codes, probe_scales, start, stop, scores, rows):
-    """As :func:`topk_float32` on int8 codes: score = (codes . probe_codes) * scale_row * scale_probe."""
-    n_probes, dim = probe_codes.shape
+def topk_int8(codes, code_scales, probes, start, stop, scores, rows):
+    """As :func:`topk_float32` on int8 gallery codes: score = (codes[r] . probe) * code_scales[r].
+
+    The probes stay float32 (asymmetric quantization): only the gallery is rounded, and the
+    int8 -> float32 widening vectorizes as well as the float32 product does.
+    """
+    n_probes, dim = probes.shape
     k = scores.shape[1]
     floor = np.empty(n_probes, np.float32)
     for p in range(n_probes):
         floor[p] = -np.inf
     for r in range(start, stop):
+        scale = code_scales[r]
         for p in range(n_probes):
-            acc = np.int32(0)
+            acc = np.float32(0.0)
             for j in range(dim):
-                acc += np.int32(codes[r, j]) * np.int32(probe_codes[p, j])
-            score = np.float32(acc) * code_scales[r] * probe_scales[p]
+                acc += np.float32(codes[r, j]) * probes[p, j]
+            score = acc * scale
             if score > floor[p]:
                 _offer(scores, rows, p, score, r)
                 low = scores[p, 0]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from . import _models
@@ -115,9 +116,21 @@ def _landmarks_from_eyes(right_eye: np.ndarray, left_eye: np.ndarray, nose: np.n
 def _dlib_faces(rgb: np.ndarray, params: DetectionParameters) -> list[FaceBox]:
     dlib, _ = _models._dlib_modules()
     height, width = rgb.shape[:2]
-    upsample = 1 if max(height, width) < params.upsample_below else 0
-    rects, scores, _ = _models.hog_detector().run(rgb, upsample, params.hog_threshold)
-    found = [(rect, float(score), "hog") for rect, score in zip(rects, scores)]
+    found = []
+    if max(height, width) > params.search_max_side:
+        # large photos are searched small first (HOG time grows with the pixel count) ...
+        scale = params.search_max_side / max(height, width)
+        small = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        rects, scores, _ = _models.hog_detector().run(small, 0, params.hog_threshold)
+        found = [
+            (dlib.rectangle(*(int(round(v / scale)) for v in (r.left(), r.top(), r.right(), r.bottom()))), float(s), "hog")
+            for r, s in zip(rects, scores)
+        ]
+    if not found:
+        # ... and at full size (twice that for small photos) when that finds nothing
+        upsample = 1 if max(height, width) < params.upsample_below else 0
+        rects, scores, _ = _models.hog_detector().run(rgb, upsample, params.hog_threshold)
+        found = [(rect, float(score), "hog") for rect, score in zip(rects, scores)]
     if not found and max(height, width) <= params.tight_crop_max_side:
         top, left, bottom, right = params.tight_crop_box
         rect = dlib.rectangle(int(left * width), int(top * height), int(right * width), int(bottom * height))

@@ -1,7 +1,8 @@
 """1:N search over face templates: an in-memory gallery with Numba top-k.
 
 The gallery is a dense matrix of unit vectors, float32 or int8-quantized (4x less memory and
-bandwidth; each row keeps its own scale, so a score is the cosine up to ~1e-3).  A search
+bandwidth; each row keeps its own scale and probes stay float32, so a score is the cosine up
+to ~1e-3).  A search
 splits the rows between threads, each running a GIL-free kernel that keeps its own top-k, and
 merges the lists; :meth:`FaceIndex.search_many` scores a batch of probes in one pass over the
 gallery.
@@ -201,12 +202,9 @@ class FaceIndex:
         partial_scores = np.full((threads, n_probes, k), -np.inf, np.float32)
         partial_rows = np.full((threads, n_probes, k), -1, np.int64)
         if self.quantize:
-            probe_codes, probe_scales = _quantize(vectors)
 
             def run(t: int) -> None:
-                _kernels.topk_int8(
-                    self._vectors, self._scales, probe_codes, probe_scales, bounds[t], bounds[t + 1], partial_scores[t], partial_rows[t]
-                )
+                _kernels.topk_int8(self._vectors, self._scales, vectors, bounds[t], bounds[t + 1], partial_scores[t], partial_rows[t])
         else:
 
             def run(t: int) -> None:
