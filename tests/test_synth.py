@@ -442,3 +442,15 @@ def test_ridge_period_and_grey_levels_resemble_fvc2002_db4(data_root):
         real_q = np.mean([np.percentile(im, q) for im in real])
         our_q = np.mean([np.percentile(im, q) for im in ours])
         assert abs(our_q - real_q) < 60
+
+
+def test_template_output_does_not_depend_on_workers(monkeypatch):
+    from ektp_biometrics.synth import fast
+
+    monkeypatch.setattr(fast, "_CHUNK", 40)  # several chunks from few fingers
+    single = synth.templates(100, 2, seed=13, workers=1)
+    seen = []
+    double = synth.templates(100, 2, seed=13, workers=2, progress=seen.append)
+    assert sum(seen) == 100
+    assert double.minutiae.tobytes() == single.minutiae.tobytes()
+    assert np.array_equal(double.offsets, single.offsets) and np.array_equal(double.pattern_class, single.pattern_class)
