@@ -226,7 +226,7 @@ def render_impression(
     contact = np.clip((1.0 - rho) * np.sqrt(g.contact_axes[0] * g.contact_axes[1]) / fade_px, 0.0, 1.0) * finger
     # Uneven pressure and dryness: low-frequency patches where ridges print paler.
     patches = ndimage.zoom(rng.uniform(0, 1, size=(rows // 24 + 2, cols // 24 + 2)), 24, order=1)[:rows, :cols]
-    paleness = np.clip((patches - (0.75 - 0.35 * noise)) * (1.5 + 2 * noise), 0.0, 0.8)
+    paleness = np.clip((patches - (0.75 - 0.2 * noise)) * (1.5 + 1.5 * noise), 0.0, 0.7)
     ink = ink * (1.0 - paleness)
     # Pores and dust: pale speckles on ridges.
     speckle_rate = params.clean_speckle + noise * (params.heavy_speckle - params.clean_speckle)

@@ -85,9 +85,10 @@ class SynthParameters:
     contact_min: float = 0.66
     contact_max: float = 0.94
     #: Ridge thickness change at the driest and wettest setting (pixels per side); clean
-    #: impressions stay within +-``clean_thickness`` so the ridge topology is kept.
-    max_thickness: float = 1.2
-    clean_thickness: float = 0.5
+    #: impressions stay within +-``clean_thickness`` so the ridge topology is kept.  A ridge is
+    #: about half a period (3.3 px) wide, so 0.8 px a side is already a very dry or wet print.
+    max_thickness: float = 0.8
+    clean_thickness: float = 0.4
     #: Grey levels of ridges, valleys and background (0..255), read off FVC2002 DB4_B histograms.
     ridge_level: float = 35.0
     valley_level: float = 195.0
