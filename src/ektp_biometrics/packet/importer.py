@@ -1,0 +1,375 @@
+"""The center side: import a folder of packets into a sink, idempotently, resumably, concurrently.
+
+For each ``*.ektp`` file, in name order:
+
+1. parse the clear header and verify the station's signature against the registry
+   (unknown or revoked station, bad signature, wrong length -> rejected);
+2. if the state database says this packet id is imported with the same file hash ->
+   "already imported" (a no-op); with a different hash -> rejected as a conflicting duplicate;
+3. decrypt with the center key and validate every field, hash and template -> a
+   :class:`PersonRecord` (any failure -> rejected);
+4. claim the packet id in the state database (one SQLite transaction; a claim held by a live
+   importer makes this one skip the packet, a dead importer's claim is taken over);
+5. ``sink.insert(record)``; the sink is idempotent by packet id, so an importer killed between
+   5 and 6 re-inserts harmlessly on the next run;
+6. mark the packet imported.
+
+Rejected files move to the quarantine folder next to a ``<file>.reason.json``.  Nothing is
+handed to the sink before step 3 has fully succeeded, so a packet is never half-imported.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Protocol, runtime_checkable
+
+from ..errors import PacketError
+from .crypto import CenterKey, decrypt, parse_header, verify_station
+from .outbox import PACKET_SUFFIX
+from .payload import PersonRecord, read_payload
+from .registry import atomic_write
+
+__all__ = ["PacketSink", "MemorySink", "JsonLinesSink", "ImportReport", "import_packets", "INSERTED", "ALREADY_PRESENT"]
+
+log = logging.getLogger(__name__)
+
+INSERTED = "inserted"
+ALREADY_PRESENT = "already_present"
+MAX_PACKET_BYTES = 256 * 1024 * 1024
+#: A claim by an importer on another host is considered abandoned after this many seconds.
+CLAIM_LEASE_SECONDS = 600.0
+
+
+@runtime_checkable
+class PacketSink(Protocol):
+    """Where validated person records go (the gallery, once it exists).
+
+    ``insert`` must be atomic and idempotent by ``record.packet_id``: it returns ``"inserted"``
+    the first time and ``"already_present"`` afterwards, even across process restarts.
+    """
+
+    def insert(self, record: PersonRecord) -> str: ...
+
+
+class MemorySink:
+    """An in-process sink (tests, benchmarks): packet id -> record."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, PersonRecord] = {}
+
+    def insert(self, record: PersonRecord) -> str:
+        if record.packet_id in self.records:
+            return ALREADY_PRESENT
+        self.records[record.packet_id] = record
+        return INSERTED
+
+
+class JsonLinesSink:
+    """Appends each accepted record's manifest as one JSON line; safe across processes.
+
+    A stand-in until the gallery (issue 6) provides the real sink.  Each insert holds an
+    exclusive ``flock`` on the file, scans lines appended by others, drops a torn last line
+    left by a killed writer, appends and fsyncs.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._known: set[str] = set()
+        self._scanned = 0
+
+    def _catch_up(self, handle: Any) -> None:
+        size = os.fstat(handle.fileno()).st_size
+        handle.seek(self._scanned)
+        chunk = handle.read(size - self._scanned)
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        for line in complete.splitlines():
+            try:
+                self._known.add(json.loads(line)["packet_id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+        self._scanned += len(complete)
+        if self._scanned < size:  # torn line from a writer killed mid-write
+            handle.truncate(self._scanned)
+
+    def insert(self, record: PersonRecord) -> str:
+        line = json.dumps({"packet_id": record.packet_id, "station_id": record.station_id, "manifest": record.manifest}, sort_keys=True)
+        with open(self.path, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                self._catch_up(handle)
+                if record.packet_id in self._known:
+                    return ALREADY_PRESENT
+                handle.seek(0, os.SEEK_END)
+                handle.write(line.encode("utf-8") + b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+                self._scanned = handle.tell()
+                self._known.add(record.packet_id)
+                return INSERTED
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def packet_ids(self) -> list[str]:
+        """Every packet id in the file, in order (duplicates would show twice)."""
+        if not self.path.exists():
+            return []
+        ids = []
+        for line in self.path.read_bytes().splitlines(keepends=True):
+            if line.endswith(b"\n"):
+                ids.append(json.loads(line)["packet_id"])
+        return ids
+
+
+@dataclass
+class ImportReport:
+    """Outcome of one :func:`import_packets` run."""
+
+    imported: list[str] = field(default_factory=list)
+    already_imported: list[str] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    claimed_elsewhere: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "imported": list(self.imported),
+            "already_imported": list(self.already_imported),
+            "rejected": list(self.rejected),
+            "claimed_elsewhere": list(self.claimed_elsewhere),
+        }
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS packets (
+    packet_id TEXT PRIMARY KEY,
+    file_sha256 TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('claimed', 'imported')),
+    owner TEXT NOT NULL,
+    claimed_at REAL NOT NULL,
+    imported_utc TEXT,
+    sink_outcome TEXT
+);
+CREATE TABLE IF NOT EXISTS rejections (
+    file_sha256 TEXT PRIMARY KEY,
+    file_name TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    rejected_utc TEXT NOT NULL
+);
+"""
+
+
+def _utc() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _State:
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+        self.host = socket.gethostname()
+        self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+    def close(self) -> None:
+        self.db.close()
+
+    def imported_hash(self, packet_id: str) -> str | None:
+        row = self.db.execute("SELECT file_sha256 FROM packets WHERE packet_id = ? AND state = 'imported'", (packet_id,)).fetchone()
+        return row[0] if row else None
+
+    def _owner_alive(self, owner: str, claimed_at: float) -> bool:
+        host, pid, _ = owner.split(":", 2)
+        if host != self.host:
+            return time.time() - claimed_at < CLAIM_LEASE_SECONDS
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def claim(self, packet_id: str, file_sha256: str) -> str:
+        """'claimed' (ours now), 'imported' (someone finished it) or 'busy' (a live importer holds it)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.db.execute("SELECT state, owner, claimed_at FROM packets WHERE packet_id = ?", (packet_id,)).fetchone()
+            if row is None:
+                self.db.execute(
+                    "INSERT INTO packets (packet_id, file_sha256, state, owner, claimed_at) VALUES (?, ?, 'claimed', ?, ?)",
+                    (packet_id, file_sha256, self.owner, time.time()),
+                )
+                result = "claimed"
+            elif row[0] == "imported":
+                result = "imported"
+            elif row[1] != self.owner and self._owner_alive(row[1], row[2]):
+                result = "busy"
+            else:
+                self.db.execute(
+                    "UPDATE packets SET owner = ?, claimed_at = ?, file_sha256 = ? WHERE packet_id = ?",
+                    (self.owner, time.time(), file_sha256, packet_id),
+                )
+                result = "claimed"
+            self.db.execute("COMMIT")
+            return result
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def mark_imported(self, packet_id: str, outcome: str) -> None:
+        self.db.execute(
+            "UPDATE packets SET state = 'imported', imported_utc = ?, sink_outcome = ? WHERE packet_id = ? AND owner = ?",
+            (_utc(), outcome, packet_id, self.owner),
+        )
+
+    def record_rejection(self, file_sha256: str, name: str, error: PacketError) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO rejections (file_sha256, file_name, reason, message, rejected_utc) VALUES (?, ?, ?, ?, ?)",
+            (file_sha256, name, error.reason, str(error), _utc()),
+        )
+
+
+def _quarantine(path: Path, quarantine: Path, file_sha256: str, error: PacketError) -> None:
+    quarantine.mkdir(parents=True, exist_ok=True)
+    target = quarantine / path.name
+    reason = {"file": path.name, "sha256": file_sha256, "reason": error.reason, "message": str(error), "rejected_utc": _utc()}
+    atomic_write(quarantine / f"{path.name}.reason.json", json.dumps(reason, indent=1, sort_keys=True).encode("utf-8"))
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return  # another importer moved it first
+    except OSError:  # quarantine on another file system: copy, fsync, then remove the original
+        tmp = quarantine / f".{path.name}.tmp"
+        shutil.copyfile(path, tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        path.unlink(missing_ok=True)
+    dir_fd = os.open(quarantine, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _packet_files(folder: Path) -> Iterator[Path]:
+    return iter(sorted(p for p in folder.iterdir() if p.name.endswith(PACKET_SUFFIX) and not p.name.startswith(".")))
+
+
+def import_packets(
+    folder: str | os.PathLike,
+    center_keys: CenterKey | list[CenterKey],
+    station_registry: Any,
+    sink: PacketSink,
+    quarantine_dir: str | os.PathLike,
+    state_db: str | os.PathLike,
+) -> ImportReport:
+    """Import every packet in ``folder`` into ``sink``; see the module docstring for the steps.
+
+    Parameters
+    ----------
+    folder : path
+        Folder holding ``*.ektp`` packets (for example the mounted flash drive).
+    center_keys : CenterKey or list of CenterKey
+        The center's key(s); several during a key roll-over, tried in order.
+    station_registry : StationRegistry
+        Anything with ``public_key(station_id) -> bytes`` raising PacketError when refused.
+    sink : PacketSink
+        Receives each validated record once.
+    quarantine_dir, state_db : path
+        Where rejected files go; the SQLite state file (WAL) shared by all importers.
+
+    Returns
+    -------
+    ImportReport
+    """
+    folder, quarantine = Path(folder), Path(quarantine_dir)
+    if not folder.is_dir():
+        raise PacketError(f"import folder {folder} is not a folder", "bad-folder")
+    keys = [center_keys] if isinstance(center_keys, CenterKey) else list(center_keys)
+    if not keys or not all(isinstance(k, CenterKey) for k in keys):
+        raise PacketError("center_keys must be a CenterKey or a non-empty list of them", "bad-key")
+    if not isinstance(sink, PacketSink):
+        raise PacketError("sink must have an insert(record) method", "bad-sink")
+    report = ImportReport()
+    state = _State(Path(state_db))
+    try:
+        for path in _packet_files(folder):
+            _import_one(path, keys, station_registry, sink, quarantine, state, report)
+    finally:
+        state.close()
+    log.info(
+        "import of %s: %d imported, %d already imported, %d rejected, %d claimed elsewhere",
+        folder, len(report.imported), len(report.already_imported), len(report.rejected), len(report.claimed_elsewhere),
+    )
+    return report
+
+
+def _open_validated(data: bytes, keys: list[CenterKey], registry: Any, state: _State, file_sha256: str) -> tuple[str, PersonRecord | None]:
+    header = parse_header(data)
+    verify_station(header, registry)
+    done = state.imported_hash(header.packet_id)
+    if done is not None:
+        if done == file_sha256:
+            return header.packet_id, None
+        raise PacketError(f"packet id {header.packet_id} was already imported with different content", "conflicting-duplicate")
+    error: PacketError | None = None
+    for key in keys:
+        try:
+            payload = decrypt(header, key)
+            break
+        except PacketError as exc:
+            error = exc
+    else:
+        assert error is not None
+        raise error
+    return header.packet_id, read_payload(payload, packet_id=header.packet_id, station_id=header.station_id, version=header.version)
+
+
+def _import_one(path: Path, keys: list[CenterKey], registry: Any, sink: PacketSink, quarantine: Path, state: _State, report: ImportReport) -> None:
+    try:
+        size = path.stat().st_size
+        if size > MAX_PACKET_BYTES:
+            data = b""
+        else:
+            data = path.read_bytes()
+    except FileNotFoundError:
+        return  # quarantined by a concurrent importer
+    file_sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        if size > MAX_PACKET_BYTES:
+            raise PacketError(f"file larger than {MAX_PACKET_BYTES} bytes", "too-large")
+        packet_id, record = _open_validated(data, keys, registry, state, file_sha256)
+    except PacketError as error:
+        log.warning("packet file %s rejected: %s", path.name, error.reason)
+        state.record_rejection(file_sha256, path.name, error)
+        _quarantine(path, quarantine, file_sha256, error)
+        report.rejected.append({"file": path.name, "reason": error.reason, "message": str(error)})
+        return
+    if record is None:
+        report.already_imported.append(packet_id)
+        return
+    claim = state.claim(packet_id, file_sha256)
+    if claim == "imported":
+        report.already_imported.append(packet_id)
+        return
+    if claim == "busy":
+        report.claimed_elsewhere.append(packet_id)
+        return
+    outcome = sink.insert(record)
+    state.mark_imported(packet_id, outcome)
+    log.info("packet %s from station %s imported (%s)", packet_id, record.station_id, outcome)
+    report.imported.append(packet_id)

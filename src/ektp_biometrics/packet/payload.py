@@ -1,0 +1,440 @@
+"""The inner (encrypted) payload of a packet: members, manifest, hash chain, validation.
+
+Container (all integers big-endian)::
+
+    offset  size  field
+    0       8     magic b"EKTPINR1"
+    8       2     member count N (1..64)
+    then N times, names strictly ascending (bytewise):
+            2     name length n (1..128)
+            n     name, ASCII, matching [a-z0-9_./-]+
+            4     data length d (0..MAX_MEMBER_BYTES)
+            d     data
+    nothing may follow the last member.
+
+Members of format version 1: ``manifest.json``, ``demographics.json``, ``cbeff.xml``,
+``fingers/NN.png`` and ``fingers/NN.iso`` for each finger position NN (01..10, ISO/IEC
+19794-2 codes), and optionally ``face.png`` + ``face.tpl``.  docs/packets.md gives the
+manifest's fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import struct
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import PacketError, TemplateFormatError
+from .cbeff import FINGER_SUBTYPES, CbeffRecord, read_cbeff, write_cbeff
+
+__all__ = [
+    "PAYLOAD_FORMAT_VERSION",
+    "FingerCapture",
+    "FaceCapture",
+    "Enrollment",
+    "FingerRecord",
+    "PersonRecord",
+    "capture_hash_chain",
+    "build_payload",
+    "read_payload",
+    "validate_identifier",
+    "validate_demographics",
+]
+
+PAYLOAD_FORMAT_VERSION = 1
+CONTAINER_MAGIC = b"EKTPINR1"
+MAX_MEMBERS = 64
+MAX_MEMBER_BYTES = 16 * 1024 * 1024
+MAX_DEMOGRAPHIC_FIELDS = 64
+MAX_DEMOGRAPHIC_VALUE = 1024
+MAX_IMAGE_SIDE = 4096
+_NAME = re.compile(r"^[a-z0-9_./-]{1,128}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_FIELD = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_UTC_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+#: SBI: the first previousHash of a capture session is the SHA-256 of the empty string.
+CHAIN_START = hashlib.sha256(b"").hexdigest().upper()
+MANIFEST_KEYS = {
+    "format", "format_version", "packet_id", "station_id", "operator_id", "created_utc",
+    "software_version", "capture_chain", "content_sha256",
+}
+
+
+def validate_identifier(value: object, what: str) -> str:
+    """Check a station or operator id: 1..64 of ``[A-Za-z0-9._-]``, starting alphanumeric.
+
+    Examples
+    --------
+    >>> validate_identifier("kec-cibinong-01", "station id")
+    'kec-cibinong-01'
+    """
+    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+        raise PacketError(f"{what} must be 1..64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit", "bad-manifest")
+    return value
+
+
+def validate_demographics(fields: object) -> dict[str, str]:
+    """Check demographic fields: at most 64, names ``[a-z][a-z0-9_]*``, values printable strings.
+
+    Examples
+    --------
+    >>> validate_demographics({"nama": "Siti Aminah", "nik": "3201014101900001"})
+    {'nama': 'Siti Aminah', 'nik': '3201014101900001'}
+    """
+    if not isinstance(fields, Mapping):
+        raise PacketError("demographics must be a mapping of field name to string", "bad-demographics")
+    if len(fields) > MAX_DEMOGRAPHIC_FIELDS:
+        raise PacketError(f"at most {MAX_DEMOGRAPHIC_FIELDS} demographic fields are allowed", "bad-demographics")
+    checked = {}
+    for name, value in fields.items():
+        if not isinstance(name, str) or not _FIELD.match(name):
+            raise PacketError("demographic field names must match [a-z][a-z0-9_]{0,63}", "bad-demographics")
+        if not isinstance(value, str) or len(value) > MAX_DEMOGRAPHIC_VALUE or _CONTROL.search(value):
+            raise PacketError(
+                f"demographic field {name!r} must be a string of at most {MAX_DEMOGRAPHIC_VALUE} characters without control characters",
+                "bad-demographics",
+            )
+        checked[name] = value
+    return checked
+
+
+def capture_hash_chain(samples: Sequence[bytes]) -> list[str]:
+    """SBI capture hash chain: ``hash_i = SHA256hex_upper(hash_{i-1} + SHA256(sample_i))``.
+
+    ``hash_{-1}`` is the SHA-256 of the empty string (upper-case hex); the concatenation is of
+    the previous hash's hex text and the raw 32-byte digest of the sample.
+
+    Examples
+    --------
+    >>> chain = capture_hash_chain([b"a", b"b"])
+    >>> chain[0] == hashlib.sha256(CHAIN_START.encode() + hashlib.sha256(b"a").digest()).hexdigest().upper()
+    True
+    """
+    chain = []
+    previous = CHAIN_START
+    for sample in samples:
+        previous = hashlib.sha256(previous.encode("ascii") + hashlib.sha256(sample).digest()).hexdigest().upper()
+        chain.append(previous)
+    return chain
+
+
+@dataclass(frozen=True)
+class FingerCapture:
+    """One captured finger at the station: ISO position 1..10, uint8 image, its template, quality 0..100."""
+
+    position: int
+    image: np.ndarray = field(repr=False)
+    template: Any = field(repr=False)  # FingerprintTemplate; typed loosely to keep imports lazy
+    quality: int = 0
+
+
+@dataclass(frozen=True)
+class FaceCapture:
+    """The face photo (uint8 grey or RGB) and its serialized :class:`FaceTemplate` bytes."""
+
+    image: np.ndarray = field(repr=False)
+    template_bytes: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """Everything a station captured for one person, in capture order."""
+
+    operator_id: str
+    demographics: Mapping[str, str]
+    fingers: Sequence[FingerCapture]
+    face: FaceCapture | None = None
+
+
+@dataclass(frozen=True)
+class FingerRecord:
+    """A validated finger at the center: position, MOSIP subtype, PNG bytes, ISO bytes, parsed template."""
+
+    position: int
+    subtype: str
+    quality: int
+    image_png: bytes = field(repr=False)
+    template_bytes: bytes = field(repr=False)
+    template: Any = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """A fully validated enrollment, ready for a gallery (what a :class:`PacketSink` receives)."""
+
+    packet_id: str
+    station_id: str
+    operator_id: str
+    created_utc: str
+    software_version: str
+    demographics: dict[str, str]
+    fingers: tuple[FingerRecord, ...]
+    face_png: bytes | None = field(default=None, repr=False)
+    face_template_bytes: bytes | None = field(default=None, repr=False)
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+# -- container -----------------------------------------------------------------------------------
+def _pack_members(members: Mapping[str, bytes]) -> bytes:
+    out = [CONTAINER_MAGIC, struct.pack(">H", len(members))]
+    for name in sorted(members):
+        encoded = name.encode("ascii")
+        out += [struct.pack(">H", len(encoded)), encoded, struct.pack(">I", len(members[name])), members[name]]
+    return b"".join(out)
+
+
+def _unpack_members(data: bytes) -> dict[str, bytes]:
+    def fail(message: str) -> PacketError:
+        return PacketError(f"payload container: {message}", "bad-payload")
+
+    if len(data) < 10 or data[:8] != CONTAINER_MAGIC:
+        raise fail("missing magic EKTPINR1")
+    (count,) = struct.unpack_from(">H", data, 8)
+    if not 1 <= count <= MAX_MEMBERS:
+        raise fail(f"member count {count} outside 1..{MAX_MEMBERS}")
+    offset = 10
+    members: dict[str, bytes] = {}
+    previous = b""
+    for _ in range(count):
+        if offset + 2 > len(data):
+            raise fail("truncated member name length")
+        (name_length,) = struct.unpack_from(">H", data, offset)
+        offset += 2
+        raw_name = data[offset:offset + name_length]
+        offset += name_length
+        if len(raw_name) != name_length or offset + 4 > len(data):
+            raise fail("truncated member header")
+        try:
+            name = raw_name.decode("ascii")
+        except UnicodeDecodeError:
+            raise fail("member name is not ASCII") from None
+        if not _NAME.match(name) or ".." in name:
+            raise fail("invalid member name")
+        if raw_name <= previous:
+            raise fail("member names must be unique and ascending")
+        previous = raw_name
+        (size,) = struct.unpack_from(">I", data, offset)
+        offset += 4
+        if size > MAX_MEMBER_BYTES or offset + size > len(data):
+            raise fail(f"member {name} is truncated or larger than {MAX_MEMBER_BYTES} bytes")
+        members[name] = data[offset:offset + size]
+        offset += size
+    if offset != len(data):
+        raise fail(f"{len(data) - offset} unexpected bytes after the last member")
+    return members
+
+
+# -- images --------------------------------------------------------------------------------------
+def _encode_png(image: np.ndarray, what: str) -> bytes:
+    from PIL import Image
+
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+        raise PacketError(f"{what} must be a (rows, cols) or (rows, cols, 3) uint8 array", "bad-image")
+    if not (1 <= array.shape[0] <= MAX_IMAGE_SIDE and 1 <= array.shape[1] <= MAX_IMAGE_SIDE):
+        raise PacketError(f"{what} sides must be 1..{MAX_IMAGE_SIDE} pixels", "bad-image")
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def _check_png(data: bytes, what: str) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise PacketError(f"{what} is not a PNG image", "bad-image")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "PNG" or image.mode not in ("L", "RGB"):
+                raise PacketError(f"{what} must be an 8-bit grey or RGB PNG", "bad-image")
+            if max(image.size) > MAX_IMAGE_SIDE:
+                raise PacketError(f"{what} sides must be at most {MAX_IMAGE_SIDE} pixels", "bad-image")
+            image.load()
+    except PacketError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise PacketError(f"{what} cannot be decoded: {type(exc).__name__}", "bad-image") from None
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+# -- writer --------------------------------------------------------------------------------------
+def build_payload(enrollment: Enrollment, *, packet_id: str, station_id: str, software_version: str, created_utc: str | None = None) -> bytes:
+    """Validate an enrollment and serialize it as a format-version-1 payload container."""
+    from ..fingerprint.template import FingerprintTemplate
+
+    if not isinstance(enrollment, Enrollment):
+        raise PacketError("enrollment must be an Enrollment", "bad-manifest")
+    validate_identifier(station_id, "station id")
+    validate_identifier(enrollment.operator_id, "operator id")
+    demographics = validate_demographics(enrollment.demographics)
+    created = created_utc or _utc_now()
+    if not _UTC_TIME.match(created):
+        raise PacketError("created_utc must look like 2026-01-02T03:04:05.678Z", "bad-manifest")
+    if not enrollment.fingers:
+        raise PacketError("an enrollment needs at least one finger", "bad-manifest")
+    members: dict[str, bytes] = {}
+    cbeff_records = []
+    samples = []
+    for finger in enrollment.fingers:
+        if finger.position not in FINGER_SUBTYPES:
+            raise PacketError(f"finger position must be an ISO code 1..10, got {finger.position!r}", "bad-manifest")
+        if not isinstance(finger.template, FingerprintTemplate):
+            raise PacketError("finger template must be a FingerprintTemplate", "bad-template")
+        if isinstance(finger.quality, bool) or not isinstance(finger.quality, (int, np.integer)) or not 0 <= finger.quality <= 100:
+            raise PacketError("finger quality must be an integer 0..100", "bad-manifest")
+        stem = f"fingers/{finger.position:02d}"
+        if f"{stem}.png" in members:
+            raise PacketError(f"finger position {finger.position} captured twice", "bad-manifest")
+        png = _encode_png(finger.image, f"finger {finger.position} image")
+        iso = finger.template.to_bytes("iso19794-2")
+        members[f"{stem}.png"] = png
+        members[f"{stem}.iso"] = iso
+        samples.append(png)
+        cbeff_records.append(CbeffRecord(finger.position, int(finger.quality), created, iso))
+    order = [f"fingers/{f.position:02d}.png" for f in enrollment.fingers]
+    if enrollment.face is not None:
+        from ..face.template import FaceTemplate
+
+        try:
+            FaceTemplate.from_bytes(bytes(enrollment.face.template_bytes))
+        except TemplateFormatError as exc:
+            raise PacketError(f"face template: {exc}", "bad-template") from None
+        members["face.png"] = _encode_png(enrollment.face.image, "face image")
+        members["face.tpl"] = bytes(enrollment.face.template_bytes)
+        samples.append(members["face.png"])
+        order.append("face.png")
+    members["demographics.json"] = json.dumps(demographics, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    members["cbeff.xml"] = write_cbeff(cbeff_records)
+    manifest = {
+        "format": "ektp-enrollment-packet",
+        "format_version": PAYLOAD_FORMAT_VERSION,
+        "packet_id": str(uuid.UUID(packet_id)),
+        "station_id": station_id,
+        "operator_id": enrollment.operator_id,
+        "created_utc": created,
+        "software_version": software_version,
+        "capture_chain": {"samples": order, "hashes": capture_hash_chain(samples)},
+        "content_sha256": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(members.items())},
+    }
+    members["manifest.json"] = json.dumps(manifest, sort_keys=True).encode("utf-8")
+    return _pack_members(members)
+
+
+# -- readers -------------------------------------------------------------------------------------
+def _manifest_v1(members: Mapping[str, bytes], packet_id: str, station_id: str) -> dict[str, Any]:
+    try:
+        manifest = json.loads(members["manifest.json"].decode("utf-8"))
+    except (KeyError, UnicodeDecodeError, json.JSONDecodeError):
+        raise PacketError("payload has no readable manifest.json", "bad-manifest") from None
+    if not isinstance(manifest, dict) or set(manifest) != MANIFEST_KEYS:
+        raise PacketError("manifest fields differ from format version 1", "bad-manifest")
+    if manifest["format"] != "ektp-enrollment-packet" or manifest["format_version"] != 1:
+        raise PacketError("manifest is not an ektp enrollment packet of version 1", "bad-manifest")
+    if manifest["packet_id"] != packet_id or manifest["station_id"] != station_id:
+        raise PacketError("manifest packet id or station id differs from the signed header", "header-mismatch")
+    validate_identifier(manifest["operator_id"], "operator id")
+    if not isinstance(manifest["created_utc"], str) or not _UTC_TIME.match(manifest["created_utc"]):
+        raise PacketError("manifest created_utc is not an ISO 8601 UTC time", "bad-manifest")
+    if not isinstance(manifest["software_version"], str) or not 1 <= len(manifest["software_version"]) <= 64:
+        raise PacketError("manifest software_version must be a short string", "bad-manifest")
+    hashes = manifest["content_sha256"]
+    if not isinstance(hashes, dict) or set(hashes) != set(members) - {"manifest.json"}:
+        raise PacketError("manifest content hashes do not list exactly the payload's members", "content-mismatch")
+    for name, digest in hashes.items():
+        if digest != hashlib.sha256(members[name]).hexdigest():
+            raise PacketError(f"content hash of {name} does not match", "content-mismatch")
+    return manifest
+
+
+def _read_payload_v1(members: Mapping[str, bytes], packet_id: str, station_id: str) -> PersonRecord:
+    from ..fingerprint.template import FingerprintTemplate
+
+    manifest = _manifest_v1(members, packet_id, station_id)
+    names = set(members)
+    positions = sorted(int(name[8:10]) for name in names if re.match(r"^fingers/\d\d\.png$", name))
+    expected = {"manifest.json", "demographics.json", "cbeff.xml"}
+    expected |= {f"fingers/{p:02d}.{ext}" for p in positions for ext in ("png", "iso")}
+    has_face = "face.png" in names or "face.tpl" in names
+    if has_face:
+        expected |= {"face.png", "face.tpl"}
+    if names != expected or not positions or not set(positions) <= set(FINGER_SUBTYPES):
+        raise PacketError("payload members do not form a valid enrollment", "bad-payload")
+    try:
+        demographics = validate_demographics(json.loads(members["demographics.json"].decode("utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise PacketError("demographics.json is not UTF-8 JSON", "bad-demographics") from None
+    chain = manifest["capture_chain"]
+    if not isinstance(chain, dict) or set(chain) != {"samples", "hashes"}:
+        raise PacketError("manifest capture_chain must have samples and hashes", "bad-manifest")
+    samples = chain["samples"]
+    image_members = {f"fingers/{p:02d}.png" for p in positions} | ({"face.png"} if has_face else set())
+    if not isinstance(samples, list) or len(samples) != len(image_members) or set(samples) != image_members:
+        raise PacketError("capture chain must list every captured image exactly once", "chain-mismatch")
+    if chain["hashes"] != capture_hash_chain([members[name] for name in samples]):
+        raise PacketError("capture hash chain does not match the captured images", "chain-mismatch")
+    cbeff = {record.position: record for record in read_cbeff(members["cbeff.xml"])}
+    if sorted(cbeff) != positions:
+        raise PacketError("CBEFF records do not match the packet's fingers", "bad-cbeff")
+    fingers = []
+    for position in positions:
+        iso = members[f"fingers/{position:02d}.iso"]
+        if cbeff[position].bdb != iso:
+            raise PacketError(f"CBEFF BDB of finger {position} differs from its ISO template", "bad-cbeff")
+        try:
+            template = FingerprintTemplate.from_bytes(iso, "iso19794-2")
+        except TemplateFormatError as exc:
+            raise PacketError(f"finger {position} template: {exc}", "bad-template") from None
+        png = members[f"fingers/{position:02d}.png"]
+        _check_png(png, f"finger {position} image")
+        fingers.append(FingerRecord(position, FINGER_SUBTYPES[position], cbeff[position].quality, png, iso, template))
+    face_png = face_tpl = None
+    if has_face:
+        from ..face.template import FaceTemplate
+
+        face_png, face_tpl = members["face.png"], members["face.tpl"]
+        _check_png(face_png, "face image")
+        try:
+            FaceTemplate.from_bytes(face_tpl)
+        except TemplateFormatError as exc:
+            raise PacketError(f"face template: {exc}", "bad-template") from None
+    return PersonRecord(
+        packet_id=manifest["packet_id"],
+        station_id=manifest["station_id"],
+        operator_id=manifest["operator_id"],
+        created_utc=manifest["created_utc"],
+        software_version=manifest["software_version"],
+        demographics=demographics,
+        fingers=tuple(fingers),
+        face_png=face_png,
+        face_template_bytes=face_tpl,
+        manifest=manifest,
+    )
+
+
+#: Payload readers by manifest format version; old versions stay here so old packets stay readable.
+PAYLOAD_READERS = {1: _read_payload_v1}
+
+
+def read_manifest(data: bytes, *, packet_id: str, station_id: str) -> dict[str, Any]:
+    """The manifest of a decrypted payload, with its content hashes checked (no template parsing)."""
+    return _manifest_v1(_unpack_members(data), packet_id, station_id)
+
+
+def read_payload(data: bytes, *, packet_id: str, station_id: str, version: int) -> PersonRecord:
+    """Unpack, validate and parse a decrypted payload of the given format version."""
+    reader = PAYLOAD_READERS.get(version)
+    if reader is None:
+        raise PacketError(f"packet format version {version} is not supported (known: {sorted(PAYLOAD_READERS)})", "unsupported-version")
+    return reader(_unpack_members(data), packet_id, station_id)
