@@ -58,3 +58,43 @@ class PacketError(EktpError, ValueError):
         super().__init__(message)
         self.reason = reason
 
+
+# --- Device drivers (ektp_biometrics.devices) -------------------------------------------
+
+__all__ += [
+    "DeviceError",
+    "DeviceUnavailable",
+    "DeviceNotReady",
+    "DeviceBusy",
+    "CaptureTimeout",
+    "DeviceDisconnected",
+    "CorruptFrame",
+]
+
+
+class DeviceError(EktpError, RuntimeError):
+    """A capture device failed or cannot serve the request; the subclass says how."""
+
+
+class DeviceUnavailable(DeviceError):
+    """A driver cannot run here (missing library, no hardware, no service); the message says why."""
+
+
+class DeviceNotReady(DeviceError):
+    """The device is connected but not ready to capture (warming up, no finger, lid closed)."""
+
+
+class DeviceBusy(DeviceError):
+    """The device is serving another capture; retry later or use another device."""
+
+
+class CaptureTimeout(DeviceError, TimeoutError):
+    """No acceptable sample arrived before the capture timeout."""
+
+
+class DeviceDisconnected(DeviceError):
+    """The device went away (unplugged, service stopped) before or during a capture."""
+
+
+class CorruptFrame(DeviceError):
+    """The device returned a frame that is not a usable image (truncated, wrong shape, blank)."""
