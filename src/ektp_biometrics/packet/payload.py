@@ -20,6 +20,7 @@ manifest's fields.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -297,8 +298,13 @@ def build_payload(enrollment: Enrollment, *, packet_id: str, station_id: str, so
         stem = f"fingers/{finger.position:02d}"
         if f"{stem}.png" in members:
             raise PacketError(f"finger position {finger.position} captured twice", "bad-manifest")
+        template = finger.template
+        if template.finger_position == 0:  # the station knows which finger it asked for
+            template = dataclasses.replace(template, finger_position=finger.position)
+        elif template.finger_position != finger.position:
+            raise PacketError(f"template says finger {template.finger_position} but it was captured as finger {finger.position}", "bad-template")
         png = _encode_png(finger.image, f"finger {finger.position} image")
-        iso = finger.template.to_bytes("iso19794-2")
+        iso = template.to_bytes("iso19794-2")
         members[f"{stem}.png"] = png
         members[f"{stem}.iso"] = iso
         samples.append(png)
@@ -340,7 +346,7 @@ def _manifest_v1(members: Mapping[str, bytes], packet_id: str, station_id: str) 
         raise PacketError("payload has no readable manifest.json", "bad-manifest") from None
     if not isinstance(manifest, dict) or set(manifest) != MANIFEST_KEYS:
         raise PacketError("manifest fields differ from format version 1", "bad-manifest")
-    if manifest["format"] != "ektp-enrollment-packet" or manifest["format_version"] != 1:
+    if manifest["format"] != "ektp-enrollment-packet" or type(manifest["format_version"]) is not int or manifest["format_version"] != 1:
         raise PacketError("manifest is not an ektp enrollment packet of version 1", "bad-manifest")
     if manifest["packet_id"] != packet_id or manifest["station_id"] != station_id:
         raise PacketError("manifest packet id or station id differs from the signed header", "header-mismatch")
@@ -396,6 +402,8 @@ def _read_payload_v1(members: Mapping[str, bytes], packet_id: str, station_id: s
             template = FingerprintTemplate.from_bytes(iso, "iso19794-2")
         except TemplateFormatError as exc:
             raise PacketError(f"finger {position} template: {exc}", "bad-template") from None
+        if template.finger_position != position:
+            raise PacketError(f"finger {position} template names finger {template.finger_position}", "bad-template")
         png = members[f"fingers/{position:02d}.png"]
         _check_png(png, f"finger {position} image")
         fingers.append(FingerRecord(position, FINGER_SUBTYPES[position], cbeff[position].quality, png, iso, template))
