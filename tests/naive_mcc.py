@@ -145,18 +145,19 @@ def select_pairs(similarity: np.ndarray, limit: int) -> list[tuple[int, int]]:
     return pairs
 
 
-def lss_r_score(similarity, xa, ya, ta, xb, yb, tb, params: MatchParameters) -> float:
-    """LSS-R global score with exact sigmoids."""
+def lss_r(similarity, xa, ya, ta, xb, yb, tb, params: MatchParameters) -> tuple[float, float, float, float]:
+    """LSS-R global score with exact sigmoids, and the rigid transform (rotation, tx, ty) taking
+    b onto a that its scoring pairs agree on (weighted by their relaxed similarity)."""
     na, nb = similarity.shape
     if na == 0 or nb == 0:
-        return 0.0
+        return 0.0, 0.0, 0.0, 0.0
     n_p = params.min_pairs + int(
         round(sigmoid(min(na, nb), params.pairs_sigmoid_center, params.pairs_sigmoid_steepness) * (params.max_pairs - params.min_pairs))
     )
     pairs = select_pairs(similarity, min(na, nb, params.max_relaxation_pairs))
     n_r = len(pairs)
     if n_r == 0:
-        return 0.0
+        return 0.0, 0.0, 0.0, 0.0
     lam0 = np.array([similarity[i, j] for i, j in pairs])
     rho = np.zeros((n_r, n_r))
     for t, (at, bt) in enumerate(pairs):
@@ -179,7 +180,46 @@ def lss_r_score(similarity, xa, ya, ta, xb, yb, tb, params: MatchParameters) -> 
         lam = params.relaxation_weight * lam + spread * (rho @ lam)
     efficiency = lam / lam0
     best = np.argsort(-efficiency, kind="stable")[: min(n_p, n_r)]
-    return float(lam[best].sum() / n_p)
+    turns = np.array([ta[pairs[k][0]] - tb[pairs[k][1]] for k in best])
+    w = lam[best]
+    rotation = math.atan2((w * np.sin(turns)).sum(), (w * np.cos(turns)).sum())
+    ia = np.array([pairs[k][0] for k in best])
+    ib = np.array([pairs[k][1] for k in best])
+    c, s = math.cos(rotation), math.sin(rotation)
+    tx = (w * (xa[ia] - (c * xb[ib] - s * yb[ib]))).sum() / w.sum()
+    ty = (w * (ya[ia] - (s * xb[ib] + c * yb[ib]))).sum() / w.sum()
+    return float(lam[best].sum() / n_p), rotation, tx, ty
+
+
+def alignment_score(pa: np.ndarray, pb: np.ndarray, rotation, tx, ty, params: MatchParameters) -> float:
+    """Share of minutiae (rows x, y, theta) that coincide after moving b onto a."""
+    c, s = math.cos(rotation), math.sin(rotation)
+    moved = np.stack([c * pb[:, 0] - s * pb[:, 1] + tx, s * pb[:, 0] + c * pb[:, 1] + ty, pb[:, 2] + rotation], axis=1)
+    hull_a = hull_polygon(pa[:, :2])
+    hull_b = hull_polygon(moved[:, :2])
+    over_a = sum(distance_to_polygon(p, hull_b) <= params.align_margin for p in pa[:, :2])
+    over_b = sum(distance_to_polygon(p, hull_a) <= params.align_margin for p in moved[:, :2])
+    d = np.hypot(pa[:, None, 0] - moved[None, :, 0], pa[:, None, 1] - moved[None, :, 1])
+    turn = np.abs(angle_difference(pa[:, None, 2], moved[None, :, 2]))
+    ok = (d <= params.align_distance) & (turn <= params.align_direction)
+    cands = sorted((d[i, j], i, j) for i, j in zip(*np.nonzero(ok)))  # by distance, then row-major
+    used_a, used_b, matched = set(), set(), 0
+    for _, i, j in cands:
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            matched += 1
+    least = params.align_min_overlap
+    return min(1.0, matched**2 / (max(over_a, least) * max(over_b, least)))
+
+
+def lss_r_score(similarity, xa, ya, ta, xb, yb, tb, params: MatchParameters) -> float:
+    """LSS-R, after (unless the gate is pi) a first pass that fixes the rotation to gate around."""
+    if params.rotation_gate < math.pi:
+        rotation = lss_r(similarity, xa, ya, ta, xb, yb, tb, params)[1]
+        turn = angle_difference(ta[:, None] - tb[None, :], rotation)
+        similarity = np.where(np.abs(turn) > params.rotation_gate, 0, similarity).astype(np.float32)
+    return lss_r(similarity, xa, ya, ta, xb, yb, tb, params)[0]
 
 
 def match(xa, ya, ta, xb, yb, tb, params: MatchParameters) -> float:
@@ -187,5 +227,15 @@ def match(xa, ya, ta, xb, yb, tb, params: MatchParameters) -> float:
     _, bits_a, cells_a, valid_a, _ = cylinders(xa, ya, ta, params)
     _, bits_b, cells_b, valid_b, _ = cylinders(xb, yb, tb, params)
     sa, sb = np.flatnonzero(valid_a), np.flatnonzero(valid_b)
+    if sa.size == 0 or sb.size == 0:
+        return 0.0
     sim = local_similarity(ta[sa], bits_a[sa], cells_a[sa], tb[sb], bits_b[sb], cells_b[sb], params)
-    return lss_r_score(sim, xa[sa], ya[sa], ta[sa], xb[sb], yb[sb], tb[sb], params)
+    if params.rotation_gate < math.pi:
+        rotation = lss_r(sim, xa[sa], ya[sa], ta[sa], xb[sb], yb[sb], tb[sb], params)[1]
+        turn = angle_difference(ta[sa][:, None] - tb[sb][None, :], rotation)
+        sim = np.where(np.abs(turn) > params.rotation_gate, 0, sim).astype(np.float32)
+    score, rotation, tx, ty = lss_r(sim, xa[sa], ya[sa], ta[sa], xb[sb], yb[sb], tb[sb], params)
+    if params.align_weight <= 0 or score <= 0:
+        return score
+    aligned = alignment_score(np.stack([xa, ya, ta], 1), np.stack([xb, yb, tb], 1), rotation, tx, ty, params)
+    return (1 - params.align_weight) * score + params.align_weight * aligned

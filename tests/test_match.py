@@ -91,8 +91,11 @@ def test_local_similarity_and_score_equal_naive(seed: int) -> None:
     a = random_template(rng, n=int(rng.integers(8, 20)))
     b = transformed(a, rng, angle=rng.uniform(0, 2 * np.pi), shift=(5, -5), jitter=2.0, direction_jitter=0.1)
     c = random_template(rng, n=15, margin=180)  # crowded, near the hull: partial masks
-    params = MatchParameters(max_direction_difference=math.pi / 2)  # exercise the paper's direction gate too
-    for params in (DEFAULT_MATCH_PARAMETERS, params):
+    variants = (
+        DEFAULT_MATCH_PARAMETERS,
+        MatchParameters(max_direction_difference=math.pi / 2, rotation_gate=math.pi),  # the paper's gate, one pass
+    )
+    for params in variants:
         packed, tables, steps = _kernel_params(params)
         for u, v in ((a, b), (a, c), (c, b)):
             pu, pv = prepare(u, params), prepare(v, params)
@@ -109,6 +112,27 @@ def test_local_similarity_and_score_equal_naive(seed: int) -> None:
             np.testing.assert_allclose(got, expected, atol=1e-6)
             expected_score = naive_mcc.lss_r_score(expected, xu[su], yu[su], tu[su], xv[sv], yv[sv], tv[sv], params)
             assert match(pu, pv, params) == pytest.approx(expected_score, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", [20, 21])
+def test_whole_comparison_with_alignment_equals_naive(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = random_template(rng, n=14)
+    b = transformed(a, rng, angle=rng.uniform(0, 2 * np.pi), shift=(8, 2), jitter=2.0, direction_jitter=0.1)
+    c = random_template(rng, n=14)
+    params = MatchParameters(align_weight=0.5)
+    for u, v in ((a, b), (a, c)):
+        expected = naive_mcc.match(*frame(u), *frame(v), params)
+        assert match(u, v, params) == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_alignment_recovers_the_transform() -> None:
+    rng = np.random.default_rng(22)
+    a = random_template(rng)
+    b = transformed(a, rng, angle=2.5, shift=(15, -25), jitter=1.0, direction_jitter=0.05)
+    params = MatchParameters(align_weight=1.0)
+    assert match(a, b, params) > 0.8
+    assert match(a, random_template(rng), params) < 0.2
 
 
 def test_partial_masks_are_exercised() -> None:

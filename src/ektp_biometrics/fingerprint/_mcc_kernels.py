@@ -234,7 +234,9 @@ def _popcount_rows(words: np.ndarray) -> np.ndarray:
 # Layout of a prepared template, shared with match.py:
 #   words (V, 2W + Wc) uint64: binary cylinder | mask (a bit per direction bin of a valid cell) |
 #         one bit per valid cell
-#   minutia (V, 3) float64: direction theta, set bits of the binary cylinder, valid cells
+#   minutia (V, 5) float64: direction theta, set bits of the binary cylinder, valid cells, x, y_up
+#   points (N, 3) float64: x, y_up, theta of every minutia of the source template
+#   hull (H, 2) float64: convex hull of all minutiae, counter-clockwise
 #   pairs (2, V, V) float64: distance between minutiae t and k, angle of the vector from k to t
 # Packed parameters (float64): see match._kernel_params.
 P_MIN_PAIRS = 0
@@ -249,7 +251,14 @@ P_MAX_DIRECTION_DIFFERENCE = 8
 P_MIN_MATCHABLE_CELLS = 9
 P_WORDS = 10
 P_CELL_WORDS = 11
-N_PACKED = 12
+P_ROTATION_GATE = 12
+P_ALIGN_DISTANCE = 13
+P_ALIGN_DIRECTION = 14
+P_ALIGN_MARGIN = 15
+P_ALIGN_MIN_OVERLAP = 16
+P_ALIGN_WEIGHT = 17
+N_PACKED = 18
+
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -309,6 +318,17 @@ def _local_similarity_bits(
             if denominator > 0.0:
                 out[i, j] = 1.0 - math.sqrt(n_x) / denominator
     return out
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _gate_rotation(similarity: np.ndarray, minutia_a: np.ndarray, minutia_b: np.ndarray, rotation: float, gate: float):
+    """Zero, in place, the pairs whose rotation theta_a - theta_b is more than ``gate`` from ``rotation``."""
+    for i in range(similarity.shape[0]):
+        for j in range(similarity.shape[1]):
+            if similarity[i, j] > 0.0:
+                d = _angle_difference(minutia_a[i, 0] - minutia_b[j, 0], rotation)
+                if abs(d) > gate:
+                    similarity[i, j] = 0.0
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -422,16 +442,17 @@ def _relaxed_score(
     params: np.ndarray,
     tables: np.ndarray,
     steps: np.ndarray,
-) -> float:
+):
     """LSS-R global score (MCC section 4.3) from a local similarity matrix.
 
     ``tables``/``steps`` tabulate the distance, direction and radial compatibility sigmoids
-    (:func:`sigmoid_tables`).
+    (:func:`sigmoid_tables`).  Returns ``(score, rotation)``: the rotation theta_a - theta_b of
+    the scoring pairs (their circular mean weighted by relaxed similarity), 0 without pairs.
     """
     na = similarity.shape[0]
     nb = similarity.shape[1]
     if na == 0 or nb == 0:
-        return 0.0
+        return 0.0, 0.0, 0.0, 0.0
     smaller = min(na, nb)
     min_pairs = params[P_MIN_PAIRS]
     n_p = int(
@@ -445,7 +466,7 @@ def _relaxed_score(
     limit = int(min(smaller, params[P_MAX_RELAXATION_PAIRS]))
     sel_a, sel_b, n_r = _select_pairs(similarity, limit)
     if n_r == 0:
-        return 0.0
+        return 0.0, 0.0, 0.0, 0.0
     initial = np.empty(n_r)
     for t in range(n_r):
         initial[t] = similarity[sel_a[t], sel_b[t]]
@@ -483,8 +504,11 @@ def _relaxed_score(
         current, following = following, current
     # the n_P pairs with the highest efficiency (final / initial similarity) give the score
     taken = np.zeros(n_r, np.bool_)
+    chosen = np.empty(min(n_p, n_r), np.int64)
     total = 0.0
-    for _ in range(min(n_p, n_r)):
+    rot_c = 0.0
+    rot_s = 0.0
+    for r in range(min(n_p, n_r)):
         best = -1
         best_eff = -1.0
         for t in range(n_r):
@@ -494,8 +518,103 @@ def _relaxed_score(
                     best_eff = eff
                     best = t
         taken[best] = True
+        chosen[r] = best
         total += current[best]
-    return total / n_p
+        turn = minutia_a[sel_a[best], 0] - minutia_b[sel_b[best], 0]
+        rot_c += current[best] * math.cos(turn)
+        rot_s += current[best] * math.sin(turn)
+    rotation = math.atan2(rot_s, rot_c)
+    # translation taking the rotated b positions onto a, weighted like the rotation
+    c = math.cos(rotation)
+    s = math.sin(rotation)
+    tx = 0.0
+    ty = 0.0
+    weights = 0.0
+    for r in range(chosen.shape[0]):
+        w = current[chosen[r]]
+        ia = sel_a[chosen[r]]
+        ib = sel_b[chosen[r]]
+        tx += w * (minutia_a[ia, 3] - (c * minutia_b[ib, 3] - s * minutia_b[ib, 4]))
+        ty += w * (minutia_a[ia, 4] - (s * minutia_b[ib, 3] + c * minutia_b[ib, 4]))
+        weights += w
+    if weights > 0.0:
+        tx /= weights
+        ty /= weights
+    return total / n_p, rotation, tx, ty
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _alignment_score(
+    points_a: np.ndarray,
+    hull_a: np.ndarray,
+    points_b: np.ndarray,
+    hull_b: np.ndarray,
+    rotation: float,
+    tx: float,
+    ty: float,
+    params: np.ndarray,
+) -> float:
+    """Global consolidation: share of minutiae that agree after aligning b onto a.
+
+    b's minutiae are moved by the rigid transform LSS-R's scoring pairs agree on, then paired
+    one-to-one with a's (greedily by distance, within the distance and direction tolerances).
+    With m pairs and n_a, n_b minutiae of each print inside the other's hull (+ margin), the score
+    is m^2 / (max(n_a, k) max(n_b, k)), k the least overlap counted.
+    """
+    na = points_a.shape[0]
+    nb = points_b.shape[0]
+    if na == 0 or nb == 0:
+        return 0.0
+    c = math.cos(rotation)
+    s = math.sin(rotation)
+    moved = np.empty((nb, 3))
+    for j in range(nb):
+        moved[j, 0] = c * points_b[j, 0] - s * points_b[j, 1] + tx
+        moved[j, 1] = s * points_b[j, 0] + c * points_b[j, 1] + ty
+        moved[j, 2] = points_b[j, 2] + rotation
+    hull_moved = np.empty_like(hull_b)
+    for h in range(hull_b.shape[0]):
+        hull_moved[h, 0] = c * hull_b[h, 0] - s * hull_b[h, 1] + tx
+        hull_moved[h, 1] = s * hull_b[h, 0] + c * hull_b[h, 1] + ty
+    margin = params[P_ALIGN_MARGIN]
+    overlap_a = 0
+    for i in range(na):
+        if _distance_to_hull(points_a[i, 0], points_a[i, 1], hull_moved) <= margin:
+            overlap_a += 1
+    overlap_b = 0
+    for j in range(nb):
+        if _distance_to_hull(moved[j, 0], moved[j, 1], hull_a) <= margin:
+            overlap_b += 1
+    tolerance = params[P_ALIGN_DISTANCE]
+    turn = params[P_ALIGN_DIRECTION]
+    # candidate pairs within tolerance, taken greedily by increasing distance
+    cand_d = np.empty(na * nb)
+    cand_i = np.empty(na * nb, np.int32)
+    cand_j = np.empty(na * nb, np.int32)
+    n = 0
+    for i in range(na):
+        for j in range(nb):
+            dx = points_a[i, 0] - moved[j, 0]
+            dy = points_a[i, 1] - moved[j, 1]
+            d2 = dx * dx + dy * dy
+            if d2 <= tolerance * tolerance and abs(_angle_difference(points_a[i, 2], moved[j, 2])) <= turn:
+                cand_d[n] = d2
+                cand_i[n] = i
+                cand_j[n] = j
+                n += 1
+    order = np.argsort(cand_d[:n], kind="mergesort")
+    used_a = np.zeros(na, np.bool_)
+    used_b = np.zeros(nb, np.bool_)
+    matched = 0
+    for r in range(n):
+        i = cand_i[order[r]]
+        j = cand_j[order[r]]
+        if not used_a[i] and not used_b[j]:
+            used_a[i] = True
+            used_b[j] = True
+            matched += 1
+    least = params[P_ALIGN_MIN_OVERLAP]
+    return min(1.0, matched * matched / (max(overlap_a, least) * max(overlap_b, least)))
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -503,18 +622,33 @@ def _match_prepared(
     words_a: np.ndarray,
     minutia_a: np.ndarray,
     pairs_a: np.ndarray,
+    points_a: np.ndarray,
+    hull_a: np.ndarray,
     words_b: np.ndarray,
     minutia_b: np.ndarray,
     pairs_b: np.ndarray,
+    points_b: np.ndarray,
+    hull_b: np.ndarray,
     params: np.ndarray,
     tables: np.ndarray,
     steps: np.ndarray,
 ) -> float:
-    """Full comparison of two prepared templates: bit local similarities, then LSS-R."""
+    """Full comparison: bit local similarities, LSS-R (twice with the rotation gate), alignment."""
     if words_a.shape[0] == 0 or words_b.shape[0] == 0:
         return 0.0
     similarity = _local_similarity_bits(words_a, minutia_a, words_b, minutia_b, params)
-    return _relaxed_score(similarity, minutia_a, pairs_a, minutia_b, pairs_b, params, tables, steps)
+    gate = params[P_ROTATION_GATE]
+    if gate < math.pi:
+        # the first pass finds the rotation of the best-agreeing pairs, the second scores only
+        # pairs near it (MCC's delta_theta gate, re-centred so any rotation is accepted)
+        rotation = _relaxed_score(similarity.copy(), minutia_a, pairs_a, minutia_b, pairs_b, params, tables, steps)[1]
+        _gate_rotation(similarity, minutia_a, minutia_b, rotation, gate)
+    score, rotation, tx, ty = _relaxed_score(similarity, minutia_a, pairs_a, minutia_b, pairs_b, params, tables, steps)
+    weight = params[P_ALIGN_WEIGHT]
+    if weight <= 0.0 or score <= 0.0:
+        return score
+    aligned = _alignment_score(points_a, hull_a, points_b, hull_b, rotation, tx, ty, params)
+    return (1.0 - weight) * score + weight * aligned
 
 
 @njit(cache=True, nogil=True)
@@ -522,28 +656,34 @@ def _match_one_to_many(
     words_a: np.ndarray,
     minutia_a: np.ndarray,
     pairs_a: np.ndarray,
+    points_a: np.ndarray,
+    hull_a: np.ndarray,
     words_all: np.ndarray,
     minutia_all: np.ndarray,
     pairs_flat: np.ndarray,
-    row_offsets: np.ndarray,
-    pair_offsets: np.ndarray,
+    points_all: np.ndarray,
+    hull_all: np.ndarray,
+    offsets: np.ndarray,
     params: np.ndarray,
     tables: np.ndarray,
     steps: np.ndarray,
 ) -> np.ndarray:
     """Scores of one prepared template against many, concatenated (no per-comparison dispatch).
 
-    Template g owns rows ``row_offsets[g]:row_offsets[g + 1]`` of ``words_all`` and
-    ``minutia_all`` and the flattened (2, V, V) block at ``pair_offsets[g]`` of ``pairs_flat``.
+    ``offsets`` (G + 1, 4) int64 holds, per template, where its rows start in ``words_all`` and
+    ``minutia_all``, where its flattened (2, V, V) block starts in ``pairs_flat``, and where its
+    rows start in ``points_all`` and ``hull_all``; row G holds the ends.
     """
-    n = row_offsets.shape[0] - 1
+    n = offsets.shape[0] - 1
     out = np.empty(n)
     for g in range(n):
-        r0 = row_offsets[g]
-        v = row_offsets[g + 1] - r0
-        p0 = pair_offsets[g]
-        pairs_b = pairs_flat[p0 : p0 + 2 * v * v].reshape((2, v, v))
+        r0 = offsets[g, 0]
+        v = offsets[g + 1, 0] - r0
+        p0 = offsets[g, 1]
         out[g] = _match_prepared(
-            words_a, minutia_a, pairs_a, words_all[r0 : r0 + v], minutia_all[r0 : r0 + v], pairs_b, params, tables, steps
-        )
+            words_a, minutia_a, pairs_a, points_a, hull_a,
+            words_all[r0 : r0 + v], minutia_all[r0 : r0 + v], pairs_flat[p0 : p0 + 2 * v * v].reshape((2, v, v)),
+            points_all[offsets[g, 2] : offsets[g + 1, 2]], hull_all[offsets[g, 3] : offsets[g + 1, 3]],
+            params, tables, steps,
+        )  # fmt: skip
     return out

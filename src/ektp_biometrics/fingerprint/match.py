@@ -71,6 +71,12 @@ def _kernel_params(params: MatchParameters) -> tuple[np.ndarray, np.ndarray, np.
     packed[kernels.P_MIN_MATCHABLE_CELLS] = params.min_matchable_fraction * n_cells
     packed[kernels.P_WORDS] = -(-n_cells * params.direction_bins // 64)
     packed[kernels.P_CELL_WORDS] = -(-n_cells // 64)
+    packed[kernels.P_ROTATION_GATE] = params.rotation_gate
+    packed[kernels.P_ALIGN_DISTANCE] = params.align_distance
+    packed[kernels.P_ALIGN_DIRECTION] = params.align_direction
+    packed[kernels.P_ALIGN_MARGIN] = params.align_margin
+    packed[kernels.P_ALIGN_MIN_OVERLAP] = params.align_min_overlap
+    packed[kernels.P_ALIGN_WEIGHT] = params.align_weight
     tables, steps = kernels.sigmoid_tables(
         np.array(
             [
@@ -104,10 +110,14 @@ class MatchTemplate:
     words : (V, 2W + Wc) ndarray of uint64
         Binary cylinder (W words), its validity mask (a bit per direction bin of a valid cell, W
         words) and one bit per valid cell (Wc words).
-    minutia : (V, 3) ndarray of float64
-        Direction, set bits of the binary cylinder, number of valid cells.
+    minutia : (V, 5) ndarray of float64
+        Direction, set bits of the binary cylinder, number of valid cells, x, y_up.
     pairs : (2, V, V) ndarray of float64
         Distance between minutiae t and k, and the angle of the vector from k to t.
+    points : (N, 3) ndarray of float64
+        x, y_up, theta of every minutia of the source template (valid cylinder or not).
+    hull : (H, 2) ndarray of float64
+        Convex hull of all the minutiae, counter-clockwise.
     params : MatchParameters
         Parameters the template was prepared with; :func:`match` refuses to mix two sets.
     source_minutiae : int
@@ -122,6 +132,8 @@ class MatchTemplate:
     words: np.ndarray = field(repr=False)
     minutia: np.ndarray = field(repr=False)
     pairs: np.ndarray = field(repr=False)
+    points: np.ndarray = field(repr=False)
+    hull: np.ndarray = field(repr=False)
     params: MatchParameters = field(repr=False)
     source_minutiae: int = 0
 
@@ -134,7 +146,10 @@ class MatchTemplate:
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays, in bytes."""
-        arrays = (self.x, self.y_up, self.theta, self.index, self.values, self.words, self.minutia, self.pairs)
+        arrays = (
+            self.x, self.y_up, self.theta, self.index, self.values, self.words, self.minutia, self.pairs, self.points,
+            self.hull,
+        )  # fmt: skip
         return sum(a.nbytes for a in arrays)
 
 
@@ -217,9 +232,11 @@ def prepare(template: FingerprintTemplate, params: MatchParameters | None = None
         values=np.ascontiguousarray(values[keep]),
         words=np.ascontiguousarray(np.hstack([packed_bits, mask, cells])),
         minutia=np.ascontiguousarray(
-            np.stack([kt, kernels._popcount_rows(packed_bits), valid_kept.sum(axis=1)], axis=1).astype(np.float64)
+            np.stack([kt, kernels._popcount_rows(packed_bits), valid_kept.sum(axis=1), kx, ky], axis=1).astype(np.float64)
         ),
         pairs=np.ascontiguousarray(np.stack([np.hypot(dx, dy), np.arctan2(dy, dx)])),
+        points=np.ascontiguousarray(np.stack([x, y_up, theta], axis=1)),
+        hull=np.ascontiguousarray(kernels._convex_hull(x, y_up)),
     )
     for a in arrays.values():
         a.flags.writeable = False
@@ -275,7 +292,12 @@ def match(a: TemplateLike, b: TemplateLike, params: MatchParameters | None = Non
     pa = _as_prepared(a, params, "a")
     pb = _as_prepared(b, params, "b")
     packed, tables, steps = _kernel_params(params)
-    return float(kernels._match_prepared(pa.words, pa.minutia, pa.pairs, pb.words, pb.minutia, pb.pairs, packed, tables, steps))
+    return float(
+        kernels._match_prepared(
+            pa.words, pa.minutia, pa.pairs, pa.points, pa.hull, pb.words, pb.minutia, pb.pairs, pb.points, pb.hull,
+            packed, tables, steps,
+        )
+    )  # fmt: skip
 
 
 def match_many(
@@ -300,16 +322,19 @@ def match_many(
     pa = _as_prepared(probe, params, "probe")
     prepared = [_as_prepared(g, params, f"gallery[{i}]") for i, g in enumerate(gallery)]
     packed, tables, steps = _kernel_params(params)
-    sizes = np.array([len(g) for g in prepared], dtype=np.int64)
-    row_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    pair_offsets = np.concatenate([[0], np.cumsum(2 * sizes * sizes)]).astype(np.int64)
+    offsets = np.zeros((len(prepared) + 1, 4), dtype=np.int64)
+    for g, t in enumerate(prepared):
+        offsets[g + 1] = offsets[g] + (len(t), 2 * len(t) ** 2, t.points.shape[0], t.hull.shape[0])
     width = pa.words.shape[1]
-    words_all = np.concatenate([g.words for g in prepared]) if prepared else np.zeros((0, width), np.uint64)
-    minutia_all = np.concatenate([g.minutia for g in prepared]) if prepared else np.zeros((0, 3))
-    pairs_flat = np.concatenate([g.pairs.ravel() for g in prepared]) if prepared else np.zeros(0)
+
+    def stacked(name: str, empty: np.ndarray) -> np.ndarray:
+        return np.concatenate([getattr(t, name).reshape(-1, *empty.shape[1:]) for t in prepared]) if prepared else empty
+
     return kernels._match_one_to_many(
-        pa.words, pa.minutia, pa.pairs, words_all, minutia_all, pairs_flat, row_offsets, pair_offsets,
-        packed, tables, steps,
+        pa.words, pa.minutia, pa.pairs, pa.points, pa.hull,
+        stacked("words", np.zeros((0, width), np.uint64)), stacked("minutia", np.zeros((0, 5))),
+        stacked("pairs", np.zeros(0)), stacked("points", np.zeros((0, 3))), stacked("hull", np.zeros((0, 2))),
+        offsets, packed, tables, steps,
     )  # fmt: skip
 
 

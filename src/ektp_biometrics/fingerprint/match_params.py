@@ -63,6 +63,11 @@ class MatchParameters:
     #: rotation, so the default pi disables the check (LSS-R's direction term still demands one
     #: consistent rotation among the pairs it keeps).
     max_direction_difference: float = math.pi
+    #: Second LSS-R pass over only the pairs whose rotation theta_a - theta_b lies within this of
+    #: the rotation the first pass's scoring pairs agree on, radians; pi disables (one pass).  Our
+    #: addition: MCC's delta_theta = pi/2 gate, re-centred on the estimated rotation so that any
+    #: rotation of the print is accepted.
+    rotation_gate: float = math.pi / 2.0
     #: Least fraction of in-circle cells valid in both cylinders (min_ME).  MCC: 0.6.
     min_matchable_fraction: float = 0.6
 
@@ -93,6 +98,20 @@ class MatchParameters:
     #: top n_R entries of the whole matrix, where one strong cylinder can fill n_P by itself.
     max_relaxation_pairs: int = 64
 
+    # -- global consolidation (our addition, after LSS-R) -----------------------------------------
+    #: Weight of the alignment score in the final score; 0 gives plain LSS-R.  The alignment moves
+    #: one print onto the other by the rigid transform LSS-R's scoring pairs agree on and counts
+    #: minutiae that then coincide, which uses minutiae without a valid cylinder too.
+    align_weight: float = 0.0
+    #: Largest distance between two coinciding minutiae after alignment, pixels (skin distortion).
+    align_distance: float = 20.0
+    #: Largest direction difference of two coinciding minutiae, radians.
+    align_direction: float = math.pi / 6.0
+    #: A minutia counts as inside the other print when within this of its minutiae's hull, pixels.
+    align_margin: float = 20.0
+    #: Least overlap count used in the normalization m^2 / (n_a n_b), minutiae.
+    align_min_overlap: int = 8
+
     def __post_init__(self) -> None:
         def need(name: str, ok: bool, what: str) -> None:
             if not ok:
@@ -113,11 +132,17 @@ class MatchParameters:
         need("min_matchable_fraction", 0 <= self.min_matchable_fraction <= 1, "in [0, 1]")
         need("min_neighbour_minutiae", self.min_neighbour_minutiae >= 0, "non-negative")
         need("max_direction_difference", 0 < self.max_direction_difference <= math.pi, "in (0, pi]")
+        need("rotation_gate", 0 < self.rotation_gate <= math.pi, "in (0, pi]")
         need("min_pairs", self.min_pairs >= 1, "at least 1")
         need("max_pairs", self.max_pairs >= self.min_pairs, "at least min_pairs")
         need("relaxation_iterations", self.relaxation_iterations >= 0, "non-negative")
         need("relaxation_weight", 0 <= self.relaxation_weight <= 1, "in [0, 1]")
         need("max_relaxation_pairs", 2 <= self.max_relaxation_pairs <= 255, "between 2 and 255")
+        need("align_weight", 0 <= self.align_weight <= 1, "in [0, 1]")
+        need("align_distance", self.align_distance > 0, "positive")
+        need("align_direction", 0 < self.align_direction <= math.pi, "in (0, pi]")
+        need("align_margin", self.align_margin >= 0, "non-negative")
+        need("align_min_overlap", self.align_min_overlap >= 1, "at least 1")
         if self.cells_per_side != int(self.cells_per_side):
             raise ConfigurationError("cells_per_side must be an integer")
 
