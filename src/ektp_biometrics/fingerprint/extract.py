@@ -104,7 +104,7 @@ def _extract(image: np.ndarray, finger_position: int, p: ExtractionParameters) -
 
     candidates = s.minutia_candidates(skeleton, orientation, p)
     amplitude = s.ridge_amplitude(enhanced, block_mask, grid)
-    minutiae = s.filtered_minutiae(candidates, mask, coherence, amplitude, p)
+    minutiae = s.filtered_minutiae(candidates, block_mask, coherence, amplitude, p)
     emit("candidates", lambda: s.candidates_as_minutiae(candidates))
     emit("minutiae", lambda: minutiae)
 
