@@ -20,7 +20,7 @@ import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["registry", "simulated", "folder", "opencv", "sbi", "manager"],
+    submodules=["registry", "simulated", "folder", "opencv", "sbi", "manager", "enrollment"],
     submod_attrs={
         "_base": [
             "DeviceKind",
@@ -44,5 +44,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "opencv": ["OpenCVCamera"],
         "sbi": ["SbiDevice", "SbiSimulator", "discover_sbi", "chain_hash"],
         "manager": ["DeviceManager", "SessionLog", "CaptureSequence", "SequenceState"],
+        "enrollment": ["EnrollmentSession", "EnrollmentPolicy", "EnrollmentRecord", "FingerCapture", "FaceCapture"],
     },
 )
