@@ -13,10 +13,12 @@ import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["formats", "params", "quality", "debug"],
+    submodules=["formats", "params", "quality", "debug", "render"],
     submod_attrs={
         "template": ["FingerprintTemplate", "MinutiaKind", "MINUTIA_DTYPE", "make_minutiae"],
         "extract": ["extract", "extract_file"],
         "params": ["ExtractionParameters", "DEFAULT_PARAMETERS"],
+        "match": ["match", "match_many", "prepare", "threshold", "fmr_at", "MatchTemplate"],
+        "match_params": ["MatchParameters", "DEFAULT_MATCH_PARAMETERS"],
     },
 )
