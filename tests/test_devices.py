@@ -516,3 +516,47 @@ def test_cli_sbi_sim_serves_until_duration(capsys):
     finally:
         thread.join()
     assert "SBI simulator on http://127.0.0.1:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ektp_biometrics.devices",
+        "ektp_biometrics.devices._base",
+        "ektp_biometrics.devices.registry",
+        "ektp_biometrics.devices.simulated",
+        "ektp_biometrics.devices.folder",
+        "ektp_biometrics.devices.sbi",
+        "ektp_biometrics.devices.manager",
+    ],
+)
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.realdata
+class TestSimulatedCameraYaleConformance(DeviceConformance):
+    """The simulated camera replaying the Yale face set (real photos through the whole path)."""
+
+    @pytest.fixture(autouse=True)
+    def _faces(self, data_root):
+        folder = data_root / "faces" / "yalefaces"
+        if not folder.is_dir():
+            pytest.skip(f"Yale faces not found at {folder}")
+        from ektp_biometrics.devices.simulated import ImageFolderSource
+
+        self.source = ImageFolderSource(folder, mode="rgb")
+
+    def make_device(self):
+        return SimulatedCamera(self.source)
+
+    def test_real_faces_score_higher_than_a_drawn_one(self):
+        camera = self.make_device()
+        real = [camera.capture(5.0).quality for _ in range(4)]
+        drawn = SimulatedCamera().capture(5.0).quality
+        assert len(self.source.files) > 100  # Yale stores GIFs without a suffix: found by content
+        assert min(real) >= 50 and drawn == 0, (real, drawn)

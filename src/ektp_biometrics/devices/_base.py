@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterator, Protocol, runtime_checkable
@@ -30,6 +31,7 @@ __all__ = [
     "check_frame",
     "check_timeout",
     "utc_now",
+    "is_image_file",
 ]
 
 #: ISO/IEC 19794-4 finger position codes and their names (1 = right thumb ... 10 = left little).
@@ -195,6 +197,21 @@ class PreviewCapable(Protocol):
     """A device that streams preview frames (a live view for the operator)."""
 
     def preview(self) -> Iterator[np.ndarray]: ...
+
+
+# First bytes of the containers ektp_biometrics.io reads (PNG, GIF, BMP, PGM/PPM, TIFF, JPEG, WSQ):
+# image sets such as Yale store GIFs under names without a suffix, so names cannot be trusted.
+_IMAGE_MAGIC = (b"\x89PNG", b"GIF8", b"BM", b"P2", b"P5", b"P3", b"P6", b"II*\x00", b"MM\x00*", b"\xff\xd8", b"\xff\xa0")
+
+
+def is_image_file(path: "os.PathLike[str] | str") -> bool:
+    """True when the file starts like an image container ektp_biometrics.io can read."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        return False
+    return head.startswith(_IMAGE_MAGIC)
 
 
 def utc_now() -> datetime:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import CaptureTimeout, ConfigurationError, CorruptFrame, DeviceDisconnected, DeviceNotReady, ImageError
-from ._base import CaptureResult, DeviceInfo, DeviceKind, DeviceState, DeviceStatus, check_frame, check_timeout, face_quality, fingerprint_quality, utc_now
+from ._base import CaptureResult, DeviceInfo, DeviceKind, DeviceState, DeviceStatus, check_frame, check_timeout, face_quality, fingerprint_quality, is_image_file, utc_now
 
 __all__ = ["FolderDevice", "FolderDriver"]
 
@@ -62,7 +62,8 @@ class FolderDevice:
 
     def _images(self) -> list[Path]:
         try:
-            return sorted(p for p in self.directory.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file())
+            # Files without an image signature yet (still being written, or notes) wait for the next scan.
+            return sorted(p for p in self.directory.iterdir() if p.is_file() and (p.suffix.lower() in _IMAGE_SUFFIXES or is_image_file(p)))
         except OSError:
             return []
 

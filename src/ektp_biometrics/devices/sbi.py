@@ -95,8 +95,11 @@ def chain_hash(previous_hash: str, bio_value: bytes) -> str:
 
     Examples
     --------
-    >>> chain_hash(EMPTY_HASH, b"abc")[:16]
-    '4B62D7A6B6F8AAE1'
+    >>> inner = hashlib.sha256(b"abc").hexdigest().upper()
+    >>> chain_hash(EMPTY_HASH, b"abc") == hashlib.sha256((EMPTY_HASH + inner).encode()).hexdigest().upper()
+    True
+    >>> len(chain_hash(chain_hash(EMPTY_HASH, b"first"), b"second"))
+    64
     """
     current = hashlib.sha256(bio_value).hexdigest().upper()
     return hashlib.sha256((previous_hash + current).encode("ascii")).hexdigest().upper()

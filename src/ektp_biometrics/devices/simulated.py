@@ -31,6 +31,7 @@ from ._base import (
     check_timeout,
     face_quality,
     fingerprint_quality,
+    is_image_file,
     utc_now,
 )
 
@@ -45,8 +46,6 @@ __all__ = [
     "SimulatedCamera",
     "SimulatedDriver",
 ]
-
-_IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".pgm", ".ppm", ".jpg", ".jpeg", ".gif", ".wsq"}
 
 
 @dataclass(frozen=True)
@@ -156,9 +155,9 @@ class ImageFolderSource:
         root = Path(folder)
         if not root.is_dir():
             raise ConfigurationError(f"image folder {root} does not exist")
-        self.files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+        self.files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_file(p))
         if not self.files:
-            raise ConfigurationError(f"no image files ({', '.join(sorted(_IMAGE_SUFFIXES))}) under {root}")
+            raise ConfigurationError(f"no image files (PNG, GIF, BMP, PGM, TIFF, JPEG, WSQ) under {root}")
         self.mode = mode
         self._next = itertools.count()
         self._lock = threading.Lock()
