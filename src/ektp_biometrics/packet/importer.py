@@ -39,7 +39,6 @@ from ..errors import PacketError
 from .crypto import CenterKey, decrypt, parse_header, verify_station
 from .outbox import PACKET_SUFFIX
 from .payload import PersonRecord, read_payload
-from .registry import atomic_write
 
 __all__ = ["PacketSink", "MemorySink", "JsonLinesSink", "ImportReport", "import_packets", "INSERTED", "ALREADY_PRESENT"]
 
@@ -105,6 +104,7 @@ class JsonLinesSink:
 
     def insert(self, record: PersonRecord) -> str:
         line = json.dumps({"packet_id": record.packet_id, "station_id": record.station_id, "manifest": record.manifest}, sort_keys=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+b") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
@@ -176,8 +176,12 @@ def _utc() -> str:
 
 class _State:
     def __init__(self, path: Path) -> None:
-        self.db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise PacketError(f"cannot open the import state database {path}: {exc}", "bad-state") from None
         # NORMAL in WAL mode survives any process crash; a power loss may forget the last marks,
         # which is safe because the sink is idempotent by packet id (the packet re-imports as present).
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -245,26 +249,48 @@ class _State:
 
 
 def _quarantine(path: Path, quarantine: Path, file_sha256: str, error: PacketError) -> None:
+    """Move a rejected file into quarantine beside its reason (2 fsyncs: reason file, folder)."""
     quarantine.mkdir(parents=True, exist_ok=True)
     target = quarantine / path.name
     reason = {"file": path.name, "sha256": file_sha256, "reason": error.reason, "message": str(error), "rejected_utc": _utc()}
-    atomic_write(quarantine / f"{path.name}.reason.json", json.dumps(reason, indent=1, sort_keys=True).encode("utf-8"))
+    reason_tmp = quarantine / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    with open(reason_tmp, "wb") as handle:
+        handle.write(json.dumps(reason, indent=1, sort_keys=True).encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(reason_tmp, quarantine / f"{path.name}.reason.json")
     try:
         os.replace(path, target)
     except FileNotFoundError:
-        return  # another importer moved it first
+        pass  # another importer moved it first
     except OSError:  # quarantine on another file system: copy, fsync, then remove the original
-        tmp = quarantine / f".{path.name}.tmp"
+        tmp = quarantine / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
         shutil.copyfile(path, tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
         path.unlink(missing_ok=True)
+    # One folder fsync makes both renames durable; if power fails first, the file is simply
+    # rejected again on the next run.
     dir_fd = os.open(quarantine, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _remove_stale_temporaries(quarantine: Path) -> None:
+    """Delete temp files left in quarantine by importers that were killed (their pid is gone)."""
+    if not quarantine.is_dir():
+        return
+    for tmp in quarantine.glob(".*.tmp"):
+        pid_text = tmp.name.rsplit(".", 2)[-2].split("-")[0]
+        try:
+            os.kill(int(pid_text), 0)
+        except (ValueError, ProcessLookupError):
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass
 
 
 def _packet_files(folder: Path) -> Iterator[Path]:
@@ -308,6 +334,7 @@ def import_packets(
         raise PacketError("sink must have an insert(record) method", "bad-sink")
     report = ImportReport()
     state = _State(Path(state_db))
+    _remove_stale_temporaries(quarantine)
     try:
         for path in _packet_files(folder):
             _import_one(path, keys, station_registry, sink, quarantine, state, report)
