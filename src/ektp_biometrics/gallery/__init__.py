@@ -1,0 +1,25 @@
+"""Person records and the durable embedded gallery used for deduplication.
+
+:class:`Person` is one enrollment (finger templates by ISO position, a face, the reasons for
+absent fingers, capture metadata); :class:`Gallery` stores persons durably in SQLite (WAL), keeps
+every version and an audit trail, records adjudication decisions and searches packed,
+memory-mapped template arrays.  docs/gallery.md describes the files and the guarantees.
+
+Examples
+--------
+>>> from ektp_biometrics import gallery
+>>> gallery.validate_nik("3273056010900009").birth_date.isoformat()
+'1990-10-20'
+"""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submodules=["records", "store"],
+    submod_attrs={
+        "records": ["Person", "FingerException", "NikInfo", "validate_nik", "check_person_id", "FINGER_POSITIONS"],
+        "store": ["Gallery", "Candidate", "DedupPair", "DedupReport", "PersonVersion", "AuditEntry", "Decision", "DECISIONS"],
+        "_face": ["StoredFace"],
+    },
+)

@@ -1,0 +1,731 @@
+"""The embedded gallery: SQLite (WAL) for records, audit and decisions, packed arrays for search.
+
+See docs/gallery.md for the schema, the file layout and the durability guarantees.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from ektp_biometrics.fingerprint import FingerprintTemplate, make_minutiae
+>>> from ektp_biometrics.gallery import Gallery, Person
+>>> rng = np.random.default_rng(1)
+>>> def finger():
+...     return FingerprintTemplate(300, 300, make_minutiae(*rng.uniform(20, 280, (2, 40)), rng.uniform(0, 6.28, 40)))
+>>> enrolled, other = finger(), finger()
+>>> folder = tempfile.mkdtemp()
+>>> with Gallery.open(pathlib.Path(folder) / "gallery.db") as g:
+...     _ = g.insert(Person("A-1", fingers={2: enrolled}), by="op-7")
+...     _ = g.insert(Person("B-2", fingers={2: other}), by="op-7")
+...     best = g.identify(Person("probe", fingers={2: enrolled}), k=1)[0]
+...     g.count(), best.person_id, best.score > 0.9
+(2, 'A-1', True)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..errors import ConfigurationError, GalleryError, RecordError
+from ..fingerprint.template import FingerprintTemplate
+from ._arrays import SearchArrays
+from ._face import face_from_bytes, face_similarity, face_to_bytes
+from .records import FingerException, Person, check_person_id
+
+__all__ = ["Gallery", "Candidate", "DedupPair", "DedupReport", "PersonVersion", "AuditEntry", "Decision", "DECISIONS"]
+
+SCHEMA_VERSION = 1
+#: Adjudication outcomes a decision may record.
+DECISIONS = ("duplicate", "not-duplicate")
+#: How long a connection waits for another process's write lock before failing, in milliseconds.
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS persons (
+    row INTEGER PRIMARY KEY,
+    person_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    recorded_at TEXT NOT NULL,
+    face BLOB,
+    face_embedder TEXT,
+    exceptions TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    UNIQUE (person_id, version)
+);
+CREATE TABLE IF NOT EXISTS fingers (
+    person_row INTEGER NOT NULL REFERENCES persons(row),
+    position INTEGER NOT NULL CHECK (position BETWEEN 1 AND 10),
+    quality INTEGER NOT NULL,
+    template BLOB NOT NULL,
+    PRIMARY KEY (person_row, position)
+);
+CREATE TABLE IF NOT EXISTS current (
+    person_id TEXT PRIMARY KEY,
+    person_row INTEGER NOT NULL REFERENCES persons(row),
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('insert', 'correct', 'delete', 'decide')),
+    person_id TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_person ON audit (person_id);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY,
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('duplicate', 'not-duplicate')),
+    decided_by TEXT NOT NULL,
+    at TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_a ON decisions (a);
+CREATE INDEX IF NOT EXISTS decisions_b ON decisions (b);
+"""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _check_actor(actor: object) -> str:
+    if not isinstance(actor, str) or not 1 <= len(actor) <= 128 or not actor.isprintable():
+        raise RecordError(f"the acting user must be 1..128 printable characters, got {actor!r}")
+    return actor
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One search result.
+
+    Attributes
+    ----------
+    person_id : str
+    score : float
+        Fused score: the best finger score (ties broken by the sum of finger scores); the face
+        score when neither side has a finger in common.
+    finger_scores : dict of int to float
+        Matcher score in [0, 1] per ISO finger position compared.
+    face_score : float or None
+        Cosine similarity of the face templates when both exist and are comparable.
+    """
+
+    person_id: str
+    score: float
+    finger_scores: dict[int, float] = field(default_factory=dict)
+    face_score: float | None = None
+
+
+@dataclass(frozen=True)
+class PersonVersion:
+    """One stored version of a person: ``version`` counts from 1; ``recorded_at`` is UTC ISO 8601."""
+
+    version: int
+    recorded_at: str
+    person: Person
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who did what to which person, when (UTC ISO 8601); ``detail`` holds the action's particulars."""
+
+    at: str
+    actor: str
+    action: str
+    person_id: str
+    detail: dict
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An adjudication between persons ``a`` and ``b`` (stored with ``a < b``)."""
+
+    a: str
+    b: str
+    decision: str
+    decided_by: str
+    at: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DedupPair:
+    """A likely duplicate found by :meth:`Gallery.dedup`.
+
+    ``source`` is ``"gallery"`` when ``candidate_id`` is enrolled, ``"batch"`` when it is another
+    member of the same batch; ``decision`` is the latest stored adjudication of the pair, if any.
+    """
+
+    probe_id: str
+    candidate_id: str
+    source: str
+    score: float
+    finger_scores: dict[int, float]
+    face_score: float | None = None
+    decision: str | None = None
+
+
+@dataclass(frozen=True)
+class DedupReport:
+    """Result of :meth:`Gallery.dedup`: every pair at or above ``threshold``, best first."""
+
+    pairs: list[DedupPair]
+    searched: int
+    threshold: float
+
+    def flagged(self) -> set[str]:
+        """Ids of the batch members with at least one pair not adjudicated as ``not-duplicate``."""
+        return {p.probe_id for p in self.pairs if p.decision != "not-duplicate"}
+
+    def to_dict(self) -> dict:
+        return {
+            "searched": self.searched,
+            "threshold": self.threshold,
+            "pairs": [
+                {
+                    "probe_id": p.probe_id, "candidate_id": p.candidate_id, "source": p.source, "score": p.score,
+                    "finger_scores": {str(k): v for k, v in p.finger_scores.items()}, "face_score": p.face_score,
+                    "decision": p.decision,
+                }
+                for p in self.pairs
+            ],
+        }  # fmt: skip
+
+
+def _fuse(finger_scores: dict[int, float], face_score: float | None) -> tuple[float, float]:
+    """Sort key of a candidate: (fused score, tie-break).
+
+    The fused score is the best finger score; the face score stands in only when no finger was
+    compared.  Calibrated score-level fusion (quality-aware, face and fingers on one likelihood
+    scale) is the next step of issue 6 and will replace this rule behind the same API.
+    """
+    if finger_scores:
+        return max(finger_scores.values()), sum(finger_scores.values())
+    return (face_score if face_score is not None else 0.0), 0.0
+
+
+class Gallery:
+    """A durable embedded gallery of :class:`Person` records; open it with :meth:`Gallery.open`.
+
+    One object wraps one SQLite connection and may be shared by threads (calls are serialised);
+    any number of processes may open the same file; one writes at a time (SQLite's lock), readers
+    never block it (WAL).
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = threading.RLock()
+        self._prepared: dict[tuple[int, int], object] = {}
+        self._arrays: SearchArrays | None = None
+
+    # -- opening and closing ----------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True) -> "Gallery":
+        """Open the gallery at ``path`` (a SQLite file), creating it if ``create``.
+
+        Raises
+        ------
+        GalleryError
+            ``reason="not-found"`` when the file is missing and ``create`` is false,
+            ``reason="corrupt"`` when it is not a gallery of a supported schema version.
+        """
+        path = Path(path)
+        if not create and not path.is_file():
+            raise GalleryError(f"no gallery at {path}; create it with `ektp-bio gallery init {path}`", "not-found")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise GalleryError(f"{path}: the file system does not support SQLite WAL mode (got {mode})", "corrupt")
+            # FULL: the WAL is fsynced at every commit, so an acknowledged insert survives power loss
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    conn.execute(statement)
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+                version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"{path} is not a readable gallery: {exc}", "corrupt") from exc
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise GalleryError(f"{path} has gallery schema {version}; this library reads schema {SCHEMA_VERSION}", "corrupt")
+        return cls(path, conn)
+
+    def close(self) -> None:
+        """Close the connection; further calls raise :class:`GalleryError`."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self._arrays = None
+            self._prepared.clear()
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Gallery({str(self.path)!r})"
+
+    @property
+    def search_root(self) -> Path:
+        """Folder of the packed search arrays (``<db file>.search``)."""
+        return self.path.with_name(self.path.name + ".search")
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise GalleryError(f"gallery {self.path} is closed", "closed")
+        return self._conn
+
+    def _write(self, body):  # type: ignore[no-untyped-def]
+        """Run ``body(conn)`` in one IMMEDIATE transaction; commit returns only once it is durable."""
+        with self._lock:
+            conn = self._db()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return result
+
+    @staticmethod
+    def _bump(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+    @staticmethod
+    def _audit(conn: sqlite3.Connection, actor: str, action: str, person_id: str, detail: dict) -> None:
+        conn.execute(
+            "INSERT INTO audit (at, actor, action, person_id, detail) VALUES (?, ?, ?, ?, ?)",
+            (_now(), actor, action, person_id, json.dumps(detail, sort_keys=True)),
+        )
+
+    @staticmethod
+    def _store_version(conn: sqlite3.Connection, person: Person, version: int) -> int:
+        face, embedder = face_to_bytes(person.face) if person.face is not None else (None, None)
+        cursor = conn.execute(
+            "INSERT INTO persons (person_id, version, recorded_at, face, face_embedder, exceptions, metadata) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                person.person_id, version, _now(), face, embedder,
+                json.dumps({str(k): v.value for k, v in person.exceptions.items()}), json.dumps(dict(person.metadata)),
+            ),
+        )  # fmt: skip
+        row = int(cursor.lastrowid)
+        conn.executemany(
+            "INSERT INTO fingers (person_row, position, quality, template) VALUES (?, ?, ?, ?)",
+            [(row, pos, t.quality, t.to_bytes("ektp")) for pos, t in person.fingers.items()],
+        )
+        return row
+
+    # -- records --------------------------------------------------------------------------------
+    def insert(self, person: Person, *, by: str = "system") -> None:
+        """Store a new person (version 1); durable when this returns.
+
+        Raises
+        ------
+        GalleryError
+            ``reason="exists"`` if the id is enrolled or was used before (deleted ids are not reused).
+        """
+        if not isinstance(person, Person):
+            raise RecordError(f"insert expects a Person, got {type(person).__name__}")
+        actor = _check_actor(by)
+
+        def body(conn: sqlite3.Connection) -> None:
+            if conn.execute("SELECT 1 FROM current WHERE person_id = ?", (person.person_id,)).fetchone():
+                raise GalleryError(f"person {person.person_id!r} is already in the gallery; use correct() to change it", "exists")
+            row = self._store_version(conn, person, 1)
+            conn.execute("INSERT INTO current (person_id, person_row) VALUES (?, ?)", (person.person_id, row))
+            self._audit(conn, actor, "insert", person.person_id, {"version": 1, "fingers": sorted(person.fingers)})
+            self._bump(conn)
+
+        self._write(body)
+
+    def correct(self, person: Person, *, by: str, reason: str = "") -> int:
+        """Store ``person`` as a new version of an enrolled id, with an audit entry; returns the version."""
+        if not isinstance(person, Person):
+            raise RecordError(f"correct expects a Person, got {type(person).__name__}")
+        actor = _check_actor(by)
+
+        def body(conn: sqlite3.Connection) -> int:
+            self._live_row(conn, person.person_id)
+            version = 1 + int(conn.execute("SELECT MAX(version) FROM persons WHERE person_id = ?", (person.person_id,)).fetchone()[0])
+            row = self._store_version(conn, person, version)
+            conn.execute("UPDATE current SET person_row = ? WHERE person_id = ?", (row, person.person_id))
+            self._audit(conn, actor, "correct", person.person_id, {"version": version, "fingers": sorted(person.fingers), "reason": reason})
+            self._bump(conn)
+            return version
+
+        return int(self._write(body))
+
+    def delete(self, person_id: str, *, by: str = "system", reason: str = "") -> None:
+        """Withdraw a person from search (soft delete, audited); the versions stay in :meth:`history`."""
+        check_person_id(person_id)
+        actor = _check_actor(by)
+
+        def body(conn: sqlite3.Connection) -> None:
+            self._live_row(conn, person_id)
+            conn.execute("UPDATE current SET deleted = 1 WHERE person_id = ?", (person_id,))
+            self._audit(conn, actor, "delete", person_id, {"reason": reason})
+            self._bump(conn)
+
+        self._write(body)
+
+    @staticmethod
+    def _live_row(conn: sqlite3.Connection, person_id: str) -> int:
+        found = conn.execute("SELECT person_row, deleted FROM current WHERE person_id = ?", (person_id,)).fetchone()
+        if found is None:
+            raise GalleryError(f"person {person_id!r} is not in the gallery", "not-found")
+        if found[1]:
+            raise GalleryError(f"person {person_id!r} was deleted; its versions remain in history()", "deleted")
+        return int(found[0])
+
+    def _load(self, conn: sqlite3.Connection, row: int) -> PersonVersion:
+        person_id, version, at, face, embedder, exceptions, metadata = conn.execute(
+            "SELECT person_id, version, recorded_at, face, face_embedder, exceptions, metadata FROM persons WHERE row = ?", (row,)
+        ).fetchone()
+        fingers = {
+            int(pos): FingerprintTemplate.from_bytes(bytes(blob), "ektp")
+            for pos, blob in conn.execute("SELECT position, template FROM fingers WHERE person_row = ?", (row,))
+        }
+        person = Person(
+            person_id,
+            fingers=fingers,
+            face=None if face is None else face_from_bytes(face, embedder),
+            exceptions={int(k): FingerException(v) for k, v in json.loads(exceptions).items()},
+            metadata=json.loads(metadata),
+        )
+        return PersonVersion(int(version), at, person)
+
+    def _read(self, body):  # type: ignore[no-untyped-def]
+        """Run ``body(conn)`` in one read transaction (a consistent snapshot)."""
+        with self._lock:
+            conn = self._db()
+            conn.execute("BEGIN")
+            try:
+                return body(conn)
+            finally:
+                conn.execute("COMMIT")
+
+    def get(self, person_id: str, version: int | None = None) -> Person:
+        """The latest version of a live person, or a given ``version`` (also of a deleted one).
+
+        Raises
+        ------
+        GalleryError
+            ``"not-found"`` for an unknown id or version, ``"deleted"`` for a deleted person without ``version``.
+        """
+        check_person_id(person_id)
+
+        def body(conn: sqlite3.Connection) -> Person:
+            if version is None:
+                return self._load(conn, self._live_row(conn, person_id)).person
+            found = conn.execute("SELECT row FROM persons WHERE person_id = ? AND version = ?", (person_id, version)).fetchone()
+            if found is None:
+                raise GalleryError(f"person {person_id!r} has no version {version!r}", "not-found")
+            return self._load(conn, int(found[0])).person
+
+        return self._read(body)
+
+    def history(self, person_id: str) -> list[PersonVersion]:
+        """Every stored version of ``person_id``, oldest first (empty for an unknown id)."""
+        check_person_id(person_id)
+
+        def body(conn: sqlite3.Connection) -> list[PersonVersion]:
+            rows = conn.execute("SELECT row FROM persons WHERE person_id = ? ORDER BY version", (person_id,)).fetchall()
+            return [self._load(conn, int(r[0])) for r in rows]
+
+        return self._read(body)
+
+    def __contains__(self, person_id: object) -> bool:
+        if not isinstance(person_id, str):
+            return False
+        found = self._read(lambda c: c.execute("SELECT deleted FROM current WHERE person_id = ?", (person_id,)).fetchone())
+        return found is not None and not found[0]
+
+    def count(self) -> int:
+        """Number of live (not deleted) persons."""
+        return int(self._read(lambda c: c.execute("SELECT COUNT(*) FROM current WHERE deleted = 0").fetchone()[0]))
+
+    def ids(self) -> list[str]:
+        """Ids of the live persons, sorted."""
+        return [r[0] for r in self._read(lambda c: c.execute("SELECT person_id FROM current WHERE deleted = 0 ORDER BY person_id").fetchall())]
+
+    def generation(self) -> int:
+        """Counter bumped by every change that affects search (insert, correct, delete)."""
+        return int(self._read(lambda c: c.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]))
+
+    def audit(self, person_id: str | None = None) -> list[AuditEntry]:
+        """Audit entries, oldest first, of one person or of all."""
+        sql = "SELECT at, actor, action, person_id, detail FROM audit"
+        args: tuple = ()
+        if person_id is not None:
+            sql, args = sql + " WHERE person_id = ?", (check_person_id(person_id),)
+        rows = self._read(lambda c: c.execute(sql + " ORDER BY id", args).fetchall())
+        return [AuditEntry(at, actor, action, pid, json.loads(detail)) for at, actor, action, pid, detail in rows]
+
+    # -- adjudication ---------------------------------------------------------------------------
+    def decide(self, a: str, b: str, decision: str, by: str, note: str = "") -> Decision:
+        """Record an adjudicator's decision that ``a`` and ``b`` are (not) the same person.
+
+        Both ids must have been enrolled (live or deleted).  Later decisions on a pair supersede
+        earlier ones; all are kept.
+        """
+        check_person_id(a)
+        check_person_id(b)
+        if a == b:
+            raise RecordError(f"a decision needs two different persons, got {a!r} twice")
+        if decision not in DECISIONS:
+            raise RecordError(f"decision must be one of {DECISIONS}, got {decision!r}")
+        actor = _check_actor(by)
+        if not isinstance(note, str):
+            raise RecordError(f"note must be a str, got {type(note).__name__}")
+        first, second = sorted((a, b))
+        at = _now()
+
+        def body(conn: sqlite3.Connection) -> None:
+            for pid in (first, second):
+                if conn.execute("SELECT 1 FROM current WHERE person_id = ?", (pid,)).fetchone() is None:
+                    raise GalleryError(f"person {pid!r} is not in the gallery", "not-found")
+            conn.execute(
+                "INSERT INTO decisions (a, b, decision, decided_by, at, note) VALUES (?, ?, ?, ?, ?, ?)",
+                (first, second, decision, actor, at, note),
+            )
+            for pid, other in ((first, second), (second, first)):
+                self._audit(conn, actor, "decide", pid, {"other": other, "decision": decision})
+
+        self._write(body)
+        return Decision(first, second, decision, actor, at, note)
+
+    def decisions(self, person_id: str) -> list[Decision]:
+        """Decisions involving ``person_id``, oldest first."""
+        check_person_id(person_id)
+        rows = self._read(
+            lambda c: c.execute(
+                "SELECT a, b, decision, decided_by, at, note FROM decisions WHERE a = ? OR b = ? ORDER BY id", (person_id, person_id)
+            ).fetchall()
+        )
+        return [Decision(*r) for r in rows]
+
+    def _latest_decisions(self) -> dict[tuple[str, str], str]:
+        rows = self._read(lambda c: c.execute("SELECT a, b, decision FROM decisions ORDER BY id").fetchall())
+        return {(a, b): d for a, b, d in rows}
+
+    # -- search ---------------------------------------------------------------------------------
+    def search_arrays(self) -> SearchArrays:
+        """The packed arrays of the current generation, rebuilt from SQLite if missing, damaged or stale."""
+        with self._lock:
+            conn = self._db()
+            generation = self.generation()
+            if self._arrays is not None and self._arrays.generation == generation:
+                return self._arrays
+            arrays = SearchArrays.load(self.search_root, generation)
+            if arrays is None:
+                arrays = SearchArrays.build(conn, self.search_root)
+            self._arrays = arrays
+            return arrays
+
+    def rebuild_arrays(self) -> SearchArrays:
+        """Rebuild the packed arrays from SQLite unconditionally."""
+        with self._lock:
+            self._arrays = None
+            generation = self.generation()
+            shutil.rmtree(SearchArrays.folder_for(self.search_root, generation), ignore_errors=True)
+            return self.search_arrays()
+
+    def _prepared_row(self, arrays: SearchArrays, i: int):  # type: ignore[no-untyped-def]
+        from ..fingerprint.match import prepare
+
+        key = (int(arrays.rows["person_row"][i]), int(arrays.rows["position"][i]))
+        prepared = self._prepared.get(key)
+        if prepared is None:  # person versions are immutable, so a cache by row never goes stale
+            prepared = prepare(FingerprintTemplate.from_bytes(arrays.template_bytes(i), "ektp"))
+            self._prepared[key] = prepared
+        return prepared
+
+    def _finger_scores(self, person: Person) -> dict[int, dict[int, float]]:
+        """Scores of each probe finger against every live gallery finger of the same position, by person row."""
+        from ..fingerprint.match import match_many, prepare
+
+        arrays = self.search_arrays()
+        by_row: dict[int, dict[int, float]] = {}
+        for position, template in person.fingers.items():
+            start, stop = arrays.ranges.get(position, (0, 0))
+            if start == stop:
+                continue
+            gallery = [self._prepared_row(arrays, i) for i in range(start, stop)]
+            scores = match_many(prepare(template), gallery)
+            for row, score in zip(arrays.rows["person_row"][start:stop].tolist(), scores.tolist()):
+                by_row.setdefault(int(row), {})[position] = float(score)
+        return by_row
+
+    def identify(self, person: Person, k: int = 10) -> list[Candidate]:
+        """The ``k`` enrolled persons most similar to ``person``, best first (exhaustive search).
+
+        Every probe finger is compared with every live gallery finger of the same ISO position
+        (:func:`ektp_biometrics.fingerprint.match.match_many`); candidates are ranked by the best
+        finger score, ties by the sum of finger scores.  The face score is reported, and ranks
+        candidates only when the probe has no fingers.  A probe whose id is enrolled is not
+        returned as its own candidate.
+        """
+        if not isinstance(person, Person):
+            raise RecordError(f"identify expects a Person, got {type(person).__name__}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigurationError(f"k must be a positive integer, got {k!r}")
+        with self._lock:
+            by_row = self._finger_scores(person)
+
+            def faces(conn: sqlite3.Connection) -> list[tuple[int, str, bytes | None, str | None]]:
+                return conn.execute(
+                    "SELECT c.person_row, c.person_id, p.face, p.face_embedder FROM current c JOIN persons p "
+                    "ON p.row = c.person_row WHERE c.deleted = 0"
+                ).fetchall()
+
+            live = self._read(faces)
+        candidates = []
+        for row, person_id, face, embedder in live:
+            if person_id == person.person_id:
+                continue
+            finger_scores = by_row.get(int(row), {})
+            face_score = face_similarity(person.face, face_from_bytes(face, embedder)) if face is not None and person.face is not None else None
+            if not finger_scores and face_score is None:
+                continue
+            fused, tie = _fuse(finger_scores, face_score)
+            candidates.append(((fused, tie, person_id), Candidate(person_id, fused, dict(sorted(finger_scores.items())), face_score)))
+        candidates.sort(key=lambda c: (-c[0][0], -c[0][1], c[0][2]))
+        return [c for _, c in candidates[:k]]
+
+    def dedup(
+        self, batch: Sequence[Person], *, fmr: float | None = None, threshold: float | None = None, k: int = 10
+    ) -> DedupReport:
+        """Search each person of ``batch`` against the gallery and against the rest of the batch.
+
+        Parameters
+        ----------
+        batch : sequence of Person
+            Persons not yet enrolled; their ids must be distinct.
+        fmr : float, optional
+            Target false match rate of one finger comparison; the score threshold is
+            :func:`ektp_biometrics.fingerprint.match.threshold` of it.
+        threshold : float, optional
+            A score threshold given directly (exactly one of ``fmr`` and ``threshold``).
+        k : int
+            Gallery candidates kept per probe before thresholding.
+
+        Returns
+        -------
+        DedupReport
+            Pairs whose fused score reaches the threshold, best first, each with the latest
+            adjudication of the pair if one is stored.
+
+        Raises
+        ------
+        ConfigurationError
+            If neither or both of ``fmr`` and ``threshold`` are given, or ``fmr`` cannot be turned
+            into a threshold because the matcher's calibration table is not installed.
+        """
+        batch = list(batch)
+        for p in batch:
+            if not isinstance(p, Person):
+                raise RecordError(f"dedup expects Person records, got {type(p).__name__}")
+        ids = [p.person_id for p in batch]
+        if len(set(ids)) != len(ids):
+            raise RecordError("the batch holds the same person_id twice")
+        cut = _threshold(fmr, threshold)
+        decided = self._latest_decisions()
+        pairs: list[DedupPair] = []
+
+        def pair(probe: Person, candidate: Candidate, source: str) -> DedupPair:
+            key = tuple(sorted((probe.person_id, candidate.person_id)))
+            return DedupPair(
+                probe.person_id, candidate.person_id, source, candidate.score, candidate.finger_scores, candidate.face_score,
+                decided.get(key),  # type: ignore[arg-type]
+            )  # fmt: skip
+
+        for probe in batch:
+            for candidate in self.identify(probe, k=k):
+                if candidate.score >= cut:
+                    pairs.append(pair(probe, candidate, "gallery"))
+        for i, j, candidate in _within_batch(batch):
+            if candidate.score >= cut:
+                pairs.append(pair(batch[i], candidate, "batch"))
+        pairs.sort(key=lambda p: (-p.score, p.probe_id, p.candidate_id))
+        return DedupReport(pairs, len(batch), cut)
+
+    def stats(self) -> dict:
+        """Counts and sizes: persons, fingers per position, file sizes, bytes per enrolled finger."""
+        arrays = self.search_arrays()
+        per_position = {pos: stop - start for pos, (start, stop) in sorted(arrays.ranges.items())}
+        files = {p.name: p.stat().st_size for p in [self.path, Path(f"{self.path}-wal")] if p.exists()}
+        for p in sorted(arrays.folder.iterdir()):
+            files[f"{self.search_root.name}/{arrays.folder.name}/{p.name}"] = p.stat().st_size
+        fingers = int(arrays.rows.shape[0])
+        return {
+            "persons": self.count(),
+            "fingers": fingers,
+            "fingers_per_position": per_position,
+            "generation": arrays.generation,
+            "files": files,
+            "search_bytes_per_finger": arrays.nbytes / fingers if fingers else 0.0,
+            "database_bytes_per_finger": files.get(self.path.name, 0) / fingers if fingers else 0.0,
+        }
+
+
+def _threshold(fmr: float | None, threshold: float | None) -> float:
+    if (fmr is None) == (threshold is None):
+        raise ConfigurationError("give exactly one of fmr (a target false match rate) and threshold (a score)")
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
+            raise ConfigurationError(f"threshold must be a score in [0, 1], got {threshold!r}")
+        return float(threshold)
+    from ..fingerprint import match
+
+    try:
+        return match.threshold(fmr)  # type: ignore[arg-type]
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the matcher's score-to-FMR table is not installed ({exc}); pass threshold= (a score) instead of fmr="
+        ) from exc
+
+
+def _within_batch(batch: list[Person]) -> Iterator[tuple[int, int, Candidate]]:
+    """Every pair of the batch compared finger by finger (and face), as (i, j, candidate j for probe i)."""
+    from ..fingerprint.match import match_many, prepare
+
+    prepared = [{pos: prepare(t) for pos, t in p.fingers.items()} for p in batch]
+    for i in range(len(batch)):
+        scores: dict[int, dict[int, float]] = {}
+        for position, probe in prepared[i].items():
+            others = [j for j in range(i + 1, len(batch)) if position in prepared[j]]
+            if others:
+                for j, s in zip(others, match_many(probe, [prepared[j][position] for j in others]).tolist()):
+                    scores.setdefault(j, {})[position] = float(s)
+        for j in range(i + 1, len(batch)):
+            face_score = face_similarity(batch[i].face, batch[j].face)
+            finger_scores = scores.get(j, {})
+            if finger_scores or face_score is not None:
+                yield i, j, Candidate(batch[j].person_id, _fuse(finger_scores, face_score)[0], dict(sorted(finger_scores.items())), face_score)
