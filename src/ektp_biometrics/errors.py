@@ -98,3 +98,24 @@ class DeviceDisconnected(DeviceError):
 
 class CorruptFrame(DeviceError):
     """The device returned a frame that is not a usable image (truncated, wrong shape, blank)."""
+
+
+# --- Person records and the gallery (ektp_biometrics.gallery) ----------------------------
+
+__all__ += ["RecordError", "GalleryError"]
+
+
+class RecordError(EktpError, ValueError):
+    """A person record or an identifier (such as an e-KTP NIK) is malformed; the message says which field and why."""
+
+
+class GalleryError(EktpError, ValueError):
+    """A gallery operation was refused (unknown or duplicate person id, deleted record, damaged store).
+
+    ``reason`` is a short stable code (``"exists"``, ``"not-found"``, ``"deleted"``, ``"corrupt"``,
+    ``"closed"``) that services can map to their own failure codes.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
