@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import shutil
 import threading
 import time
 from importlib.metadata import EntryPoint
@@ -27,7 +25,6 @@ from ektp_biometrics.errors import (
     CorruptFrame,
     DeviceBusy,
     DeviceDisconnected,
-    DeviceError,
     DeviceNotReady,
     DeviceUnavailable,
 )

@@ -204,7 +204,7 @@ class PreviewCapable(Protocol):
 _IMAGE_MAGIC = (b"\x89PNG", b"GIF8", b"BM", b"P2", b"P5", b"P3", b"P6", b"II*\x00", b"MM\x00*", b"\xff\xd8", b"\xff\xa0")
 
 
-def is_image_file(path: "os.PathLike[str] | str") -> bool:
+def is_image_file(path: os.PathLike[str] | str) -> bool:
     """True when the file starts like an image container ektp_biometrics.io can read."""
     try:
         with open(path, "rb") as handle:

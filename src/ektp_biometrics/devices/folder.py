@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import CaptureTimeout, ConfigurationError, CorruptFrame, DeviceDisconnected, DeviceNotReady, ImageError
+from ..errors import CaptureTimeout, ConfigurationError, CorruptFrame, DeviceBusy, DeviceDisconnected, DeviceNotReady, ImageError
 from ._base import CaptureResult, DeviceInfo, DeviceKind, DeviceState, DeviceStatus, check_frame, check_timeout, face_quality, fingerprint_quality, is_image_file, utc_now
 
 __all__ = ["FolderDevice", "FolderDriver"]
@@ -82,7 +82,8 @@ class FolderDevice:
     def close(self) -> None:
         self._closed.set()
 
-    def _next_file(self, deadline: float) -> Path:
+    def _next_file(self, timeout: float) -> Path:
+        deadline = time.monotonic() + timeout
         sizes: dict[Path, int] = {}
         while True:
             if self._closed.is_set():
@@ -102,7 +103,7 @@ class FolderDevice:
                     return path
                 sizes[path] = size
             if time.monotonic() >= deadline:
-                raise CaptureTimeout(f"no new image file in the watched folder within {self._timeout:g} s; drop a scan there and capture again")
+                raise CaptureTimeout(f"no new image file in the watched folder within {timeout:g} s; drop a scan there and capture again")
             self._closed.wait(self.poll_interval)
 
     def capture(self, timeout: float = 5.0, *, finger_position: int = 0) -> CaptureResult:
@@ -114,12 +115,9 @@ class FolderDevice:
         if not self.directory.is_dir():
             raise DeviceNotReady(f"watched folder {self.directory} does not exist")
         if not self._lock.acquire(blocking=False):
-            from ..errors import DeviceBusy
-
             raise DeviceBusy("folder device is already waiting for a file")
         try:
-            self._timeout = timeout
-            path = self._next_file(time.monotonic() + timeout)
+            path = self._next_file(timeout)
             try:
                 image = read_image(path, mode="grey" if self.kind is DeviceKind.FINGER else "rgb", allow_colour=True)
             except ImageError as exc:

@@ -310,7 +310,7 @@ class SbiSimulator:
         requested = bio.get("requestedScore", "0")
         try:
             if device.info().kind is DeviceKind.FACE:
-                samples = [("Face", device.capture(timeout))]
+                samples = [("", device.capture(timeout))]  # the specification gives faces no bioSubType
             else:
                 sub_id = int(bio.get("deviceSubId", 0) or 0)
                 if sub_id in SLAP_POSITIONS and device.info().sub_type == "Slap":

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Iterator, Protocol
 import cv2
 import numpy as np
 
-from ..errors import CaptureTimeout, ConfigurationError, DeviceBusy, DeviceDisconnected, DeviceNotReady, ImageError
+from ..errors import CaptureTimeout, ConfigurationError, DeviceBusy, DeviceDisconnected, DeviceNotReady
 from ._base import (
     SLAP_POSITIONS,
     CaptureResult,
@@ -262,7 +262,7 @@ class SimulatedDevice:
     def close(self) -> None:
         self._closed.set()
 
-    def _begin(self, timeout: float) -> tuple[Faults, int]:
+    def _begin(self, timeout: float) -> tuple[Faults, bool]:
         name = self._info.device_id
         with self._lock:
             f = self._faults
