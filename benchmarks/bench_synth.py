@@ -7,7 +7,8 @@ Run from the project root, one measurement at a time (the machine is shared)::
     python benchmarks/bench_synth.py templates --fingers 1000000 --workers 2
     python benchmarks/bench_synth.py extractor --fingers 100 --impressions 4 --noise clean
     python benchmarks/bench_synth.py realism           # matcher EER: synthetic vs FVC2002 DB4_B
-    python benchmarks/bench_synth.py figures --fingers 40   # docs/img/synth_*.png (after realism)
+    python benchmarks/bench_synth.py figures --fingers 20   # docs/img/synth_montage.png, synth_statistics.png
+    python benchmarks/bench_synth.py scores            # docs/img/synth_scores.png (after realism)
 
 Each prints a JSON line with its figures.
 """
@@ -123,20 +124,17 @@ def _eer(genuine: np.ndarray, impostor: np.ndarray) -> float:
 
 
 def _scores(templates: dict[tuple[int, int], object]) -> tuple[np.ndarray, np.ndarray]:
-    """FVC protocol: genuine = all pairs of a finger's impressions; impostor = first impressions of different fingers."""
+    """Project protocol (shared/data/README.md): genuine = every pair of a finger's impressions,
+    impostor = every pair of impressions of different fingers."""
     from ektp_biometrics.fingerprint.match import match, prepare
 
-    templates = {key: prepare(t) for key, t in templates.items()}  # probe once, match many
-    fingers = sorted({f for f, _ in templates})
+    keys = sorted(templates)
+    prepared = [prepare(templates[k]) for k in keys]  # probe once, match many
     genuine, impostor = [], []
-    for f in fingers:
-        views = sorted(i for g, i in templates if g == f)
-        for a in range(len(views)):
-            for b in range(a + 1, len(views)):
-                genuine.append(match(templates[f, views[a]], templates[f, views[b]]))
-    for a in range(len(fingers)):
-        for b in range(a + 1, len(fingers)):
-            impostor.append(match(templates[fingers[a], 1], templates[fingers[b], 1]))
+    for a in range(len(keys)):
+        for b in range(a + 1, len(keys)):
+            score = match(prepared[a], prepared[b])
+            (genuine if keys[a][0] == keys[b][0] else impostor).append(score)
     return np.asarray(genuine), np.asarray(impostor)
 
 
@@ -158,7 +156,7 @@ def bench_realism(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     np.savez(out / "synth_scores.npz", real_genuine=real_g, real_impostor=real_i, synth_genuine=fake_g, synth_impostor=fake_i)
     return {
-        "measure": "matcher EER, FVC protocol",
+        "measure": "matcher EER, all genuine and all impostor pairs",
         "eer_fvc2002_db4_b": _eer(real_g, real_i),
         "eer_synthetic": _eer(fake_g, fake_i),
         "synthetic_fingers": args.fingers,
@@ -241,25 +239,38 @@ def bench_figures(args: argparse.Namespace) -> dict:
             "grey_mean": float(np.mean([im.mean() for im in groups[k]])),
         }
 
-    scores = out / "synth_scores.npz"
-    if scores.exists():
-        with np.load(scores) as s:
-            fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-            for ax, name, title in ((axes[0], "real", "FVC2002 DB4_B (10 x 8)"), (axes[1], "synth", f"ours ({args.fingers} x 8 cap in realism run)")):
-                ax.hist(s[f"{name}_impostor"], bins=40, density=True, alpha=0.6, label="impostor")
-                ax.hist(s[f"{name}_genuine"], bins=40, density=True, alpha=0.6, label="genuine")
-                ax.set_title(title)
-                ax.set_xlabel("match score")
-                ax.legend()
-            fig.tight_layout()
-            fig.savefig(out / "synth_scores.png", dpi=80)
-            plt.close(fig)
     return result
+
+
+def bench_scores(args: argparse.Namespace) -> dict:
+    """Plot the genuine/impostor score distributions saved by ``realism``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(args.out)
+    with np.load(out / "synth_scores.npz") as s:
+        scores = {name: s[name] for name in s.files}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    titles = {"real": "FVC2002 DB4_B (10 fingers x 8)", "synth": f"ours ({int(round((1 + np.sqrt(1 + 8 * scores['synth_impostor'].size)) / 2))} fingers x 8)"}
+    bins = np.linspace(0, max(float(np.max(v)) for v in scores.values()), 41)
+    for ax, name in zip(axes, ("real", "synth")):
+        ax.hist(scores[f"{name}_impostor"], bins=bins, density=True, alpha=0.6, label=f"impostor ({scores[f'{name}_impostor'].size})")
+        ax.hist(scores[f"{name}_genuine"], bins=bins, density=True, alpha=0.6, label=f"genuine ({scores[f'{name}_genuine'].size})")
+        ax.set_title(titles[name])
+        ax.set_xlabel("match score (project matcher)")
+        ax.set_yscale("log")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "synth_scores.png", dpi=80)
+    plt.close(fig)
+    return {"measure": "score distribution figure", "file": str(out / "synth_scores.png")}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["render", "masters", "templates", "extractor", "realism", "figures"])
+    parser.add_argument("what", choices=["render", "masters", "templates", "extractor", "realism", "figures", "scores"])
     parser.add_argument("--fingers", type=int, default=100)
     parser.add_argument("--impressions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=2026)
