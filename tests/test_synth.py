@@ -31,7 +31,7 @@ def _digest(items) -> str:
 
 @pytest.fixture(scope="module")
 def clean_items():
-    return list(synth.impressions(2, 2, seed=11, noise="clean", image_shape=(224, 224)))
+    return list(synth.impressions(2, 2, seed=11, noise="clean", image_shape=(256, 256)))
 
 
 # -- reproducibility ----------------------------------------------------------------------------
@@ -200,7 +200,6 @@ def test_truth_lands_on_endings_and_bifurcations_of_the_image(clean_items):
     for item in clean_items:
         found = _skeleton_minutiae_of(item.image)
         truth = item.truth.minutiae
-        assert truth.size >= 8
         for m in truth:
             total += 1
             distance = np.hypot(found[:, 0] - m["row"], found[:, 1] - m["col"])
@@ -208,6 +207,7 @@ def test_truth_lands_on_endings_and_bifurcations_of_the_image(clean_items):
             if distance[nearest] <= tolerance:
                 near += 1
                 same_kind += int(found[nearest, 2] == m["kind"])
+    assert total >= 40  # enough truth for the fractions below to mean something
     assert near / total >= 0.93
     assert same_kind / total >= 0.75  # chance would be about 0.5; pores and blur flip a few
 
@@ -232,10 +232,10 @@ def test_truth_directions_follow_the_ridges_of_the_image(clean_items):
 
 def test_impression_items_are_well_formed(clean_items):
     for item in clean_items:
-        assert item.image.dtype == np.uint8 and item.image.shape == (224, 224)
+        assert item.image.dtype == np.uint8 and item.image.shape == (256, 256)
         assert not item.image.flags.writeable
         assert isinstance(item.truth, FingerprintTemplate)
-        assert (item.truth.width, item.truth.height, item.truth.resolution) == (224, 224, 500)
+        assert (item.truth.width, item.truth.height, item.truth.resolution) == (256, 256, 500)
         assert item.pattern_class in synth.PATTERN_CLASSES
         assert set(np.unique(item.truth.kind)) <= {1, 2}
     assert [(i.finger_id, i.index) for i in clean_items] == [(1, 1), (1, 2), (2, 1), (2, 2)]

@@ -47,8 +47,9 @@ class SynthParameters:
     #: Largest random perturbation of each Vizcaya-Gerhardt correction control point (radians).
     correction_jitter: float = 0.25
     #: Seeds per 10,000 pixels from which the ridge pattern grows; sets the minutiae density
-    #: (tuned so 384 x 288 impressions carry ~36 true minutiae, as FVC2002 DB4_B extractions do).
-    seed_density: float = 2.0
+    #: (tuned with the contact size so the project extractor finds about as many minutiae on our
+    #: 384 x 288 impressions as on FVC2002 DB4_B, ~27; docs/synth.md).
+    seed_density: float = 1.2
     #: Most contextual-filtering iterations while growing the ridge pattern, and the passes run
     #: after it fills the silhouette (they straighten the fronts where growing patches met).
     growth_iterations: int = 60
@@ -85,8 +86,8 @@ class SynthParameters:
     #: ellipse (pixels); kept large enough for the map to stay invertible.
     distortion_brake: float = 55.0
     #: Contact ellipse semi-axes as fractions of the image half-size, lowest and highest pressure.
-    contact_min: float = 0.66
-    contact_max: float = 0.94
+    contact_min: float = 0.52
+    contact_max: float = 0.82
     #: Ridge thickness change at the driest and wettest setting (pixels per side); clean
     #: impressions stay within +-``clean_thickness`` so the ridge topology is kept.  A ridge is
     #: about half a period (3.3 px) wide, so 0.8 px a side is already a very dry or wet print.
@@ -106,8 +107,8 @@ class SynthParameters:
     truth_margin: float = 10.0
     # -- template-only path ------------------------------------------------------------------------
     #: Master minutiae per 1,000 px of finger area when no ridge pattern is rendered.  Rendered
-    #: masters hold ~0.48 / 1,000 px over the whole silhouette but more near the centre; 0.76
-    #: makes impressions of the fast path carry as many true minutiae as rendered ones (~40 per
+    #: masters hold fewer over the whole silhouette but more near the centre; 0.76 makes
+    #: impressions of the fast path carry as many true minutiae as rendered ones (~28 per
     #: 384 x 288 impression; ``benchmarks/bench_synth.py masters`` and docs/synth.md).
     template_minutia_density: float = 0.76
     #: Fraction of those minutiae that are bifurcations (rendered masters: 0.52).
