@@ -111,8 +111,8 @@ class SynthParameters:
     #: impressions of the fast path carry as many true minutiae as rendered ones (~28 per
     #: 384 x 288 impression; ``benchmarks/bench_synth.py masters`` and docs/synth.md).
     template_minutia_density: float = 0.76
-    #: Fraction of those minutiae that are bifurcations (rendered masters: 0.52).
-    template_bifurcation_fraction: float = 0.52
+    #: Fraction of those minutiae that are bifurcations (rendered masters: 0.47).
+    template_bifurcation_fraction: float = 0.47
     #: Simulated extractor noise of the fast path: missed and spurious fraction, jitter (px, rad).
     template_missed: float = 0.1
     template_spurious: float = 0.1
