@@ -121,3 +121,38 @@ def test_policy_and_session_validate_input():
         EnrollmentPolicy(min_finger_quality=101)
     with pytest.raises(ConfigurationError):
         EnrollmentSession(DeviceManager(), EnrollmentPolicy(duplicate_score=0.5), missing={11: "x"})
+
+
+def test_session_pauses_without_a_scanner_and_resumes_losing_nothing(duplicate_score):
+    import threading
+    import time
+
+    only = SimulatedScanner(PERSON, serial="ONLY", faults=Faults(disconnect_after=2))
+    manager = DeviceManager([only])
+    policy = EnrollmentPolicy(positions=(1, 2, 3, 4), capture_face=False, min_finger_quality=0, duplicate_score=duplicate_score)
+    seen = {}
+
+    def operator() -> None:
+        deadline = time.monotonic() + 30
+        while not manager.log.entries("paused") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen["accepted_before"] = [e.detail["position"] for e in manager.log.entries("finger_accepted")]
+        only.reconnect()
+
+    helper = threading.Thread(target=operator)
+    helper.start()
+    record = EnrollmentSession(manager, policy).run()
+    helper.join()
+    assert seen["accepted_before"] == [1, 2]
+    assert list(record.fingers) == [1, 2, 3, 4] and record.verify()
+    events = [e.event for e in record.log]
+    assert events.count("paused") == 1 and events.count("resumed") == 1
+
+
+def test_session_gives_up_after_max_pause(duplicate_score):
+    from ektp_biometrics.errors import DeviceUnavailable
+
+    dead = SimulatedScanner(PERSON, serial="DEAD", faults=Faults(disconnect_after=0))
+    policy = EnrollmentPolicy(positions=(1,), capture_face=False, duplicate_score=duplicate_score, max_pause=0.2)
+    with pytest.raises(DeviceUnavailable, match="no working Finger device"):
+        EnrollmentSession(DeviceManager([dead]), policy).run()

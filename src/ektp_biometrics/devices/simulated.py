@@ -93,8 +93,9 @@ class ImageSource(Protocol):
 
 # Rendered impressions shared by every SyntheticFingers in the process, so two simulated scanners
 # in front of the same synthetic person do not render the same finger twice.  Key: (seed, shape,
-# noise, finger_id); value: (lazy generator, impressions rendered so far).
-_RENDERED: dict[tuple, tuple[Iterator, list[np.ndarray]]] = {}
+# noise, finger_id); value: (lock, lazy generator, impressions rendered so far).  One lock per
+# finger: rendering takes about a second, and other fingers must not wait for it.
+_RENDERED: dict[tuple, tuple[threading.Lock, Iterator, list[np.ndarray]]] = {}
 _RENDERED_LOCK = threading.Lock()
 # Impressions rendered per finger; later attempts reuse them in turn.
 _IMPRESSIONS_PER_FINGER = 4
@@ -133,8 +134,9 @@ class SyntheticFingers:
         with _RENDERED_LOCK:
             if key not in _RENDERED:
                 items = impressions(1, _IMPRESSIONS_PER_FINGER, self.seed, noise=self.noise, image_shape=self.image_shape, first_finger=finger_id)
-                _RENDERED[key] = (items, [])
-            items, rendered = _RENDERED[key]
+                _RENDERED[key] = (threading.Lock(), items, [])
+            lock, items, rendered = _RENDERED[key]
+        with lock:
             while len(rendered) <= index:
                 rendered.append(next(items).image)
             return rendered[index]
