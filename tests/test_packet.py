@@ -448,3 +448,21 @@ def test_no_key_or_biometric_bytes_reach_the_logs(keys, tmp_path, caplog):
 def test_docstring_examples_run(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_already_imported_packet_stays_imported_after_its_station_is_revoked(keys, tmp_path):
+    station, center, _ = keys
+    registry = packet.StationRegistry(tmp_path / "stations.json")
+    registry.register(STATION_ID, station.public_bytes())
+    packet_id, data = packet.build_packet(make_enrollment(4), station, center.public_bytes())
+    packet.write_packet(tmp_path / "usb", packet_id, data)
+    sink = packet.MemorySink()
+    args = (tmp_path / "usb", center, registry, sink, tmp_path / "q", tmp_path / "s.db")
+    assert packet.import_packets(*args).imported == [packet_id]
+    registry.revoke(STATION_ID, "retired")
+    report = packet.import_packets(*args)
+    assert report.already_imported == [packet_id] and report.rejected == []
+    _, newer = packet.build_packet(make_enrollment(5), station, center.public_bytes())
+    (tmp_path / "usb" / "newer.ektp").write_bytes(newer)
+    report = packet.import_packets(*args)
+    assert [r["reason"] for r in report.rejected] == ["revoked-station"] and list(sink.records) == [packet_id]

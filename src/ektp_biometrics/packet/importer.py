@@ -160,6 +160,7 @@ CREATE TABLE IF NOT EXISTS packets (
     imported_utc TEXT,
     sink_outcome TEXT
 );
+CREATE INDEX IF NOT EXISTS packets_by_file ON packets (file_sha256, state);
 CREATE TABLE IF NOT EXISTS rejections (
     file_sha256 TEXT PRIMARY KEY,
     file_name TEXT NOT NULL,
@@ -194,6 +195,11 @@ class _State:
 
     def imported_hash(self, packet_id: str) -> str | None:
         row = self.db.execute("SELECT file_sha256 FROM packets WHERE packet_id = ? AND state = 'imported'", (packet_id,)).fetchone()
+        return row[0] if row else None
+
+    def imported_file(self, file_sha256: str) -> str | None:
+        """Packet id of an imported packet with exactly these file bytes (verified when imported)."""
+        row = self.db.execute("SELECT packet_id FROM packets WHERE file_sha256 = ? AND state = 'imported'", (file_sha256,)).fetchone()
         return row[0] if row else None
 
     def _owner_alive(self, owner: str, claimed_at: float) -> bool:
@@ -348,6 +354,11 @@ def import_packets(
 
 
 def _open_validated(data: bytes, keys: list[CenterKey], registry: Any, state: _State, file_sha256: str) -> tuple[str, PersonRecord | None]:
+    # Bytes identical to an imported packet were verified then; a later revocation of the
+    # station must not turn that finished import into a rejection.
+    known = state.imported_file(file_sha256)
+    if known is not None:
+        return known, None
     header = parse_header(data)
     verify_station(header, registry)
     done = state.imported_hash(header.packet_id)
