@@ -136,7 +136,7 @@ def test_session_pauses_without_a_scanner_and_resumes_losing_nothing(duplicate_s
         deadline = time.monotonic() + 30
         while not manager.log.entries("paused") and time.monotonic() < deadline:
             time.sleep(0.01)
-        seen["accepted_before"] = [e.detail["position"] for e in manager.log.entries("finger_accepted")]
+        seen["accepted_before"] = [e.detail["finger_position"] for e in manager.log.entries("captured")]
         only.reconnect()
 
     helper = threading.Thread(target=operator)
@@ -156,3 +156,19 @@ def test_session_gives_up_after_max_pause(duplicate_score):
     policy = EnrollmentPolicy(positions=(1,), capture_face=False, duplicate_score=duplicate_score, max_pause=0.2)
     with pytest.raises(DeviceUnavailable, match="no working Finger device"):
         EnrollmentSession(DeviceManager([dead]), policy).run()
+
+
+def test_slap_session_captures_three_slaps_and_falls_back_to_singles(duplicate_score):
+    slap = SimulatedScanner(PERSON, serial="SLAP", slap=True, faults=Faults(disconnect_after=6))
+    single = SimulatedScanner(PERSON, serial="SINGLE")
+    manager = DeviceManager([slap, single])
+    policy = EnrollmentPolicy(slaps=True, capture_face=False, min_finger_quality=0, duplicate_score=duplicate_score)
+    record = EnrollmentSession(manager, policy).run()
+    # The right slap comes from the slap scanner; it dies during the left slap (after 6 fingers),
+    # which is redone finger by finger on the single scanner, and so are the thumbs.
+    assert sorted(record.fingers) == list(range(1, 11)) and record.exceptions == {}
+    assert [p for p, f in record.fingers.items() if f.device == "simulated:SLAP"] == [2, 3, 4, 5]
+    assert [p for p, f in record.fingers.items() if f.device == "simulated:SINGLE"] == [7, 8, 9, 10, 6, 1]
+    events = [e.event for e in record.log]
+    assert events.count("slap_fallback") == 2 and events.count("switch") == 1
+    assert record.verify()

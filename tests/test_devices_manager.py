@@ -154,3 +154,18 @@ def test_manager_and_sequence_validate_input(fingers):
         CaptureSequence(DeviceManager(), DeviceKind.FINGER, [1, 1])
     with pytest.raises(DeviceUnavailable, match="none registered"):
         DeviceManager().capture_with_failover(DeviceKind.FINGER, 1.0)
+
+
+def test_slap_capture_fails_over_between_slap_scanners_only(fingers):
+    single = SimulatedScanner(fingers, serial="SINGLE")
+    first = SimulatedScanner(fingers, serial="SLAP1", slap=True, faults=Faults(disconnect_after=4))
+    second = SimulatedScanner(fingers, serial="SLAP2", slap=True)
+    manager = DeviceManager([single, first, second])
+    right = manager.capture_slap_with_failover(2, 5.0)
+    assert [r.finger_position for r in right] == [2, 3, 4, 5] and {r.device.serial for r in right} == {"SLAP1"}
+    thumbs = manager.capture_slap_with_failover(3, 5.0)
+    assert [r.finger_position for r in thumbs] == [6, 1] and {r.device.serial for r in thumbs} == {"SLAP2"}
+    assert [(e.device, e.detail["to"]) for e in manager.log.entries("switch")] == [("simulated:SLAP1", "simulated:SLAP2")]
+    assert not manager.is_failing(single)
+    with pytest.raises(ConfigurationError):
+        manager.capture_slap_with_failover(4, 5.0)

@@ -20,7 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import CaptureTimeout, ConfigurationError, DeviceUnavailable, ExtractionError, ImageError
-from ._base import FINGER_NAMES, CaptureResult, DeviceKind
+from ._base import FINGER_NAMES, SLAP_POSITIONS, CaptureResult, DeviceKind
 from .manager import DeviceManager, LogEntry
 from .sbi import EMPTY_HASH, chain_hash
 
@@ -56,6 +56,10 @@ class EnrollmentPolicy:
         Seconds per capture.
     max_pause : float or None
         Seconds to wait for a working device before giving up (None: wait for ever).
+    slaps : bool
+        Capture four-finger slaps and the two thumbs (right, left, thumbs) on a slap scanner,
+        retrying a slap until each of its fingers passes the gate; with no working slap scanner,
+        fall back to single-finger captures.
     """
 
     positions: tuple[int, ...] = tuple(range(1, 11))
@@ -67,6 +71,7 @@ class EnrollmentPolicy:
     duplicate_score: float | None = None
     capture_timeout: float = 5.0
     max_pause: float | None = None
+    slaps: bool = False
 
     def __post_init__(self) -> None:
         if not self.positions or len(set(self.positions)) != len(self.positions) or not all(p in FINGER_NAMES for p in self.positions):
@@ -220,22 +225,26 @@ class EnrollmentSession:
         except ImportError as exc:  # the matcher's calibration table is not built in this install
             raise ConfigurationError(f"the matcher has no score-to-FMR table here ({exc}); set EnrollmentPolicy.duplicate_score") from exc
 
+    def _wait_for(self, kind: DeviceKind, reason: str, *, slap: bool = False) -> None:
+        """Pause (logged) until a device of ``kind`` works again, or give up after ``max_pause``."""
+        self.log.record("paused", None, session=self.session_id, kind=kind.value, reason=reason)
+        started = time.monotonic()
+        while True:
+            self.manager.poll()
+            if self.manager.has_usable(kind) or (slap and self.manager.has_usable(kind, slap=True)):
+                break
+            if self.policy.max_pause is not None and time.monotonic() - started > self.policy.max_pause:
+                raise DeviceUnavailable(f"{reason} (no device came back within {self.policy.max_pause:g} s)")
+            time.sleep(0.05)
+        self.log.record("resumed", None, session=self.session_id, kind=kind.value, waited_s=round(time.monotonic() - started, 3))
+
     def _capture(self, kind: DeviceKind, **options: object) -> CaptureResult:
         """One capture through the manager, waiting (and logging it) while no device of the kind works."""
         while True:
             try:
                 return self.manager.capture_with_failover(kind, self.policy.capture_timeout, **options)
             except DeviceUnavailable as exc:
-                self.log.record("paused", None, session=self.session_id, kind=kind.value, reason=str(exc))
-                started = time.monotonic()
-                while True:
-                    self.manager.poll()
-                    if self.manager.has_usable(kind):
-                        break
-                    if self.policy.max_pause is not None and time.monotonic() - started > self.policy.max_pause:
-                        raise
-                    time.sleep(0.05)
-                self.log.record("resumed", None, session=self.session_id, kind=kind.value)
+                self._wait_for(kind, str(exc))
 
     def _duplicate_of(self, template: object, accepted: dict[int, object]) -> tuple[int, float] | None:
         from ..fingerprint.match import match
@@ -246,59 +255,123 @@ class EnrollmentSession:
                 return position, score
         return None
 
-    def run(self) -> EnrollmentRecord:
-        """Capture every position (and the face) and return the record."""
+    def _evaluate(self, result: CaptureResult, position: int, attempt: int, accepted: dict[int, object]) -> tuple[object | None, tuple[int, float] | None]:
+        """Extract the template of one capture and check it is not a finger already accepted."""
         from ..fingerprint import extract
-        from ..fingerprint.formats import dumps
 
+        try:
+            template = extract(result.image, result.dpi or 500, finger_position=position)
+        except (ExtractionError, ImageError) as exc:
+            self.log.record("quality_rejected", result.device.device_id, position=position, attempt=attempt, quality=0, reason=str(exc))
+            return None, None
+        duplicate = self._duplicate_of(template, accepted)
+        if duplicate is not None:
+            self.log.record("duplicate_finger", result.device.device_id, position=position, attempt=attempt, same_as=duplicate[0], score=round(duplicate[1], 4))
+            return None, duplicate
+        if template.quality < self.policy.min_finger_quality:
+            self.log.record("quality_rejected", result.device.device_id, position=position, attempt=attempt, quality=int(template.quality), needs=self.policy.min_finger_quality)
+        return template, None
+
+    def _singles(self, positions: list[int], accepted: dict[int, object], best: dict[int, tuple], duplicates: dict[int, tuple[int, float]]) -> None:
+        """Capture ``positions`` one finger at a time, keeping the best attempt of each."""
         p = self.policy
-        log = self.log
-        log.record("session_started", None, session=self.session_id, positions=list(p.positions), missing=self.missing)
-        fingers: dict[int, FingerCapture] = {}
-        accepted: dict[int, object] = {}
-        exceptions: dict[int | str, str] = {}
-        link = EMPTY_HASH
-        for position in p.positions:
-            if position in self.missing:
-                exceptions[position] = self.missing[position]
-                log.record("finger_exception", None, position=position, reason=self.missing[position])
-                continue
-            best = None  # (quality, template, result, attempt)
-            duplicate = None
+        for position in positions:
             for attempt in range(1, p.max_attempts + 1):
                 try:
                     result = self._capture(DeviceKind.FINGER, finger_position=position)
                 except CaptureTimeout as exc:
-                    log.record("attempt_failed", None, position=position, attempt=attempt, reason=str(exc))
+                    self.log.record("attempt_failed", None, position=position, attempt=attempt, reason=str(exc))
                     continue
-                try:
-                    template = extract(result.image, result.dpi or 500, finger_position=position)
-                except (ExtractionError, ImageError) as exc:
-                    log.record("quality_rejected", result.device.device_id, position=position, attempt=attempt, quality=0, reason=str(exc))
-                    continue
-                duplicate = self._duplicate_of(template, accepted)
+                template, duplicate = self._evaluate(result, position, attempt, accepted)
                 if duplicate is not None:
-                    log.record("duplicate_finger", result.device.device_id, position=position, attempt=attempt, same_as=duplicate[0], score=round(duplicate[1], 4))
+                    duplicates[position] = duplicate
+                if template is None:
                     continue
-                if best is None or template.quality > best[0]:
-                    best = (int(template.quality), template, result, attempt)
+                if position not in best or template.quality > best[position][0]:
+                    best[position] = (int(template.quality), template, result, attempt)
                 if template.quality >= p.min_finger_quality:
                     break
-                log.record("quality_rejected", result.device.device_id, position=position, attempt=attempt, quality=int(template.quality), needs=p.min_finger_quality)
-            if best is None:
-                reason = f"same finger as position {duplicate[0]} ({FINGER_NAMES[duplicate[0]]})" if duplicate else f"no usable capture in {p.max_attempts} attempts"
-                exceptions[position] = reason
-                log.record("finger_exception", None, position=position, reason=reason)
+            if position in best:
+                accepted[position] = best[position][1]
+
+    def _slap(self, slap: int, positions: list[int], accepted: dict[int, object], best: dict[int, tuple], duplicates: dict[int, tuple[int, float]]) -> None:
+        """Capture one slap, retrying the whole slap until each of its fingers passes the gate;
+        with no working slap scanner, fall back to single-finger captures."""
+        p = self.policy
+        attempt = 0
+        while attempt < p.max_attempts:
+            try:
+                results = self.manager.capture_slap_with_failover(slap, p.capture_timeout)
+            except DeviceUnavailable as exc:
+                if self.manager.has_usable(DeviceKind.FINGER):
+                    done = [q for q in positions if q in best and best[q][0] >= p.min_finger_quality]
+                    accepted.update({q: best[q][1] for q in done})
+                    self.log.record("slap_fallback", None, slap=slap, reason=str(exc), kept=done)
+                    self._singles([q for q in positions if q not in done], accepted, best, duplicates)
+                    return
+                self._wait_for(DeviceKind.FINGER, str(exc), slap=True)
+                continue  # waiting for a device is not an attempt
+            except CaptureTimeout as exc:
+                attempt += 1
+                self.log.record("attempt_failed", None, slap=slap, attempt=attempt, reason=str(exc))
                 continue
-            quality, template, result, attempt = best
+            attempt += 1
+            others = {q: t for q, t in accepted.items() if q not in positions}
+            for result in results:
+                position = result.finger_position
+                if position not in positions or (position in best and best[position][0] >= p.min_finger_quality):
+                    continue
+                template, duplicate = self._evaluate(result, position, attempt, others)
+                if duplicate is not None:
+                    duplicates[position] = duplicate
+                if template is not None and (position not in best or template.quality > best[position][0]):
+                    best[position] = (int(template.quality), template, result, attempt)
+            if all(q in best and best[q][0] >= p.min_finger_quality for q in positions):
+                break
+        accepted.update({q: best[q][1] for q in positions if q in best})
+
+    def run(self) -> EnrollmentRecord:
+        """Capture every position (and the face) and return the record."""
+        from ..fingerprint.formats import dumps
+
+        p = self.policy
+        log = self.log
+        log.record("session_started", None, session=self.session_id, positions=list(p.positions), missing=self.missing, slaps=p.slaps)
+        accepted: dict[int, object] = {}
+        best: dict[int, tuple] = {}
+        duplicates: dict[int, tuple[int, float]] = {}
+        exceptions: dict[int | str, str] = {}
+        for position in p.positions:
+            if position in self.missing:
+                exceptions[position] = self.missing[position]
+                log.record("finger_exception", None, position=position, reason=self.missing[position])
+        wanted = [q for q in p.positions if q not in self.missing]
+        if p.slaps:
+            for slap in (2, 1, 3):  # right four, left four, thumbs: the usual registration order
+                group = [q for q in SLAP_POSITIONS[slap] if q in wanted]
+                if group:
+                    self._slap(slap, group, accepted, best, duplicates)
+        else:
+            self._singles(wanted, accepted, best, duplicates)
+        fingers: dict[int, FingerCapture] = {}
+        link = EMPTY_HASH
+        # Chain in the order fingers were first captured, which is the order of the session log.
+        order = sorted(best, key=lambda q: best[q][2].timestamp)
+        for position in order:
+            quality, template, result, attempt = best[position]
             passed = quality >= p.min_finger_quality
             if not passed:
                 exceptions[position] = f"quality {quality} below {p.min_finger_quality} after {p.max_attempts} attempts; best kept"
             iso = dumps(template, "iso19794-2")
             link = chain_hash(link, iso)
             fingers[position] = FingerCapture(position, iso, quality, passed, attempt if passed else p.max_attempts, result.device.device_id, result.timestamp.isoformat(), hashlib.sha256(result.image.tobytes()).hexdigest(), link)
-            accepted[position] = template
             log.record("finger_accepted", result.device.device_id, position=position, quality=quality, passed_gate=passed, hash=link)
+        for position in wanted:
+            if position not in best:
+                duplicate = duplicates.get(position)
+                reason = f"same finger as position {duplicate[0]} ({FINGER_NAMES[duplicate[0]]})" if duplicate else f"no usable capture in {p.max_attempts} attempts"
+                exceptions[position] = reason
+                log.record("finger_exception", None, position=position, reason=reason)
         face = None
         if p.capture_face:
             face, link = self._capture_face(exceptions, link)

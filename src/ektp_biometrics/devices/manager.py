@@ -15,10 +15,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import ConfigurationError, CorruptFrame, DeviceBusy, DeviceDisconnected, DeviceError, DeviceNotReady, DeviceUnavailable
-from ._base import CaptureResult, Device, DeviceKind, DeviceState, DeviceStatus, check_timeout, utc_now
+from ._base import SLAP_POSITIONS, CaptureResult, Device, DeviceKind, DeviceState, DeviceStatus, check_timeout, utc_now
 
 __all__ = ["LogEntry", "SessionLog", "DeviceManager", "SequenceState", "CaptureSequence"]
 
@@ -176,17 +176,17 @@ class DeviceManager:
             self._poller.join()
             self._poller = None
 
-    def has_usable(self, kind: DeviceKind) -> bool:
-        """True when some device of ``kind`` is not marked failing."""
-        return any(not self.is_failing(d) for d in self.devices(kind))
+    def has_usable(self, kind: DeviceKind, *, slap: bool = False) -> bool:
+        """True when some device of ``kind`` (a slap scanner, with ``slap=True``) is not marked failing."""
+        return any(not self.is_failing(d) and (not slap or d.info().sub_type == "Slap") for d in self.devices(kind))
 
     # -- capture -----------------------------------------------------------------------------
-    def _pick(self, kind: DeviceKind, tried: set[str]) -> Device | None:
+    def _pick(self, kind: DeviceKind, tried: set[str], slap: bool) -> Device | None:
         active = self._active.get(kind)
         candidates = ([active] if active is not None else []) + [d for d in self.devices(kind) if d is not active]
         for device in candidates:
             device_id = device.info().device_id
-            if device_id in tried or self.is_failing(device):
+            if device_id in tried or self.is_failing(device) or (slap and device.info().sub_type != "Slap"):
                 continue
             status = device.status()
             if status.state in (DeviceState.FAULT, DeviceState.NOT_READY):
@@ -194,6 +194,36 @@ class DeviceManager:
                 continue
             return device
         return None
+
+    def _with_failover(self, kind: DeviceKind, call: Callable[[Any], Any], *, slap: bool = False) -> Any:
+        tried: set[str] = set()
+        corrupt_in_row = 0
+        while True:
+            device = self._pick(kind, tried, slap)
+            if device is None:
+                reasons = "; ".join(f"{k}: {v}" for k, v in self._failing.items()) or "none registered"
+                what = f"{kind.value} slap" if slap else kind.value
+                raise DeviceUnavailable(f"no working {what} device ({reasons}); reconnect one or add another")
+            device_id = device.info().device_id
+            previous = self._active.get(kind)
+            if previous is not device:
+                self._active[kind] = device
+                if previous is None:
+                    self.log.record("device_selected", device_id, kind=kind.value)
+                else:
+                    self.log.record("switch", previous.info().device_id, to=device_id, kind=kind.value, reason=self._failing.get(previous.info().device_id, ""))
+            try:
+                return device, call(device)
+            except CorruptFrame as exc:
+                corrupt_in_row += 1
+                self.log.record("corrupt_frame", device_id, reason=str(exc))
+                if corrupt_in_row > self.corrupt_retries:
+                    self._mark_failing(device, f"{corrupt_in_row} corrupt frames in a row")
+                    tried.add(device_id)
+                    corrupt_in_row = 0
+            except _FAILOVER_ERRORS as exc:
+                self._mark_failing(device, f"{type(exc).__name__}: {exc}")
+                tried.add(device_id)
 
     def capture_with_failover(self, kind: DeviceKind, timeout: float = 5.0, **capture_options: Any) -> CaptureResult:
         """Capture on the active device of ``kind``; if it fails, on the next working one.
@@ -207,37 +237,26 @@ class DeviceManager:
         """
         kind = DeviceKind(kind)
         timeout = check_timeout(timeout)
-        tried: set[str] = set()
-        corrupt_in_row = 0
-        while True:
-            device = self._pick(kind, tried)
-            if device is None:
-                reasons = "; ".join(f"{k}: {v}" for k, v in self._failing.items()) or "none registered"
-                raise DeviceUnavailable(f"no working {kind.value} device ({reasons}); reconnect one or add another")
-            device_id = device.info().device_id
-            previous = self._active.get(kind)
-            if previous is not device:
-                self._active[kind] = device
-                if previous is None:
-                    self.log.record("device_selected", device_id, kind=kind.value)
-                else:
-                    self.log.record("switch", previous.info().device_id, to=device_id, kind=kind.value, reason=self._failing.get(previous.info().device_id, ""))
-            try:
-                result = device.capture(timeout, **capture_options)
-            except CorruptFrame as exc:
-                corrupt_in_row += 1
-                self.log.record("corrupt_frame", device_id, reason=str(exc))
-                if corrupt_in_row > self.corrupt_retries:
-                    self._mark_failing(device, f"{corrupt_in_row} corrupt frames in a row")
-                    tried.add(device_id)
-                    corrupt_in_row = 0
-                continue
-            except _FAILOVER_ERRORS as exc:
-                self._mark_failing(device, f"{type(exc).__name__}: {exc}")
-                tried.add(device_id)
-                continue
-            self.log.record("captured", device_id, finger_position=result.finger_position, quality=result.quality)
-            return result
+        device, result = self._with_failover(kind, lambda d: d.capture(timeout, **capture_options))
+        self.log.record("captured", device.info().device_id, finger_position=result.finger_position, quality=result.quality)
+        return result
+
+    def capture_slap_with_failover(self, slap: int, timeout: float = 5.0) -> list[CaptureResult]:
+        """Capture a slap (1 left four, 2 right four, 3 thumbs) on a working slap scanner.
+
+        Raises
+        ------
+        DeviceUnavailable
+            If no slap scanner works (single-finger scanners are not used here; the enrollment
+            session falls back to them finger by finger).
+        """
+        if slap not in SLAP_POSITIONS:
+            raise ConfigurationError(f"slap must be 1 (left), 2 (right) or 3 (thumbs), got {slap!r}")
+        timeout = check_timeout(timeout)
+        device, results = self._with_failover(DeviceKind.FINGER, lambda d: d.capture_slap(slap, timeout), slap=True)
+        for result in results:
+            self.log.record("captured", device.info().device_id, finger_position=result.finger_position, quality=result.quality, slap=slap)
+        return results
 
 
 class SequenceState(str, enum.Enum):
