@@ -8,6 +8,7 @@ import doctest
 import functools
 import hashlib
 import importlib
+import io
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
+from PIL import Image
 
 from ektp_biometrics import packet
 from ektp_biometrics.errors import PacketError
@@ -102,7 +105,7 @@ def test_round_trip_through_outbox_export_and_import_keeps_templates_byte_identi
         station_template = dataclasses.replace(sent.template, finger_position=sent.position)
         assert received.template_bytes == station_template.to_bytes("iso19794-2")
         assert received.template.to_bytes("iso19794-2") == received.template_bytes
-        decoded = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(__import__("io").BytesIO(received.image_png)))
+        decoded = np.asarray(Image.open(io.BytesIO(received.image_png)))
         np.testing.assert_array_equal(decoded, sent.image)  # PNG is lossless
     assert record.face_template_bytes == enrollment.face.template_bytes
     assert [entry["packet_id"] for entry in packet.read_export_log(tmp_path / "outbox")] == [packet_id]
@@ -466,3 +469,45 @@ def test_already_imported_packet_stays_imported_after_its_station_is_revoked(key
     (tmp_path / "usb" / "newer.ektp").write_bytes(newer)
     report = packet.import_packets(*args)
     assert [r["reason"] for r in report.rejected] == ["revoked-station"] and list(sink.records) == [packet_id]
+
+
+def test_export_detects_a_copy_that_reads_back_different(keys, valid_packets, tmp_path, monkeypatch):
+    from ektp_biometrics.packet import outbox as outbox_module
+
+    packet_id, data = valid_packets[0]
+    packet.write_packet(tmp_path / "outbox", packet_id, data)
+    real_write = outbox_module.atomic_write
+
+    def failing_media(path, content, mode=0o644):
+        real_write(path, content[:-1] + bytes([content[-1] ^ 1]), mode)
+
+    monkeypatch.setattr(outbox_module, "atomic_write", failing_media)
+    with pytest.raises(PacketError) as info:
+        packet.export(tmp_path / "outbox", tmp_path / "usb")
+    assert info.value.reason == "export-verify-failed"
+    assert list((tmp_path / "usb").iterdir()) == [] and packet.read_export_log(tmp_path / "outbox") == []
+
+
+
+_member_names = st.from_regex(r"[a-z0-9_][a-z0-9_./-]{0,20}", fullmatch=True).filter(lambda n: ".." not in n)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(_member_names, st.binary(max_size=64), min_size=1, max_size=8))
+def test_container_round_trips_any_members(members):
+    assert payload._unpack_members(payload._pack_members(members)) == members
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_container_reader_refuses_garbage_with_a_typed_error(data):
+    try:
+        payload._unpack_members(b"EKTPINR1" + data)
+    except PacketError as exc:
+        assert exc.reason == "bad-payload"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), st.text(max_size=40).filter(lambda t: not payload._CONTROL.search(t)), max_size=10))
+def test_valid_demographics_pass_unchanged(fields):
+    assert payload.validate_demographics(fields) == fields

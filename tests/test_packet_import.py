@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import sqlite3
@@ -171,6 +170,7 @@ def test_two_concurrent_importers_import_each_packet_exactly_once(prepared):
         assert process.returncode in (0, 1) and out, err.decode()
         reports.append(json.loads(out))
     imported = reports[0]["imported"] + reports[1]["imported"]
+    print(f"importer shares: {len(reports[0]['imported'])} + {len(reports[1]['imported'])}")
     assert sorted(imported) == sorted(ids)  # nobody imported a packet the other one did
     state = _end_state(root, "concurrent")
     assert state["sink"] == sorted(ids) and state["reasons"] == planted
