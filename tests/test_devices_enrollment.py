@@ -172,3 +172,53 @@ def test_slap_session_captures_three_slaps_and_falls_back_to_singles(duplicate_s
     events = [e.event for e in record.log]
     assert events.count("slap_fallback") == 2 and events.count("switch") == 1
     assert record.verify()
+
+
+def _synthetic_record(blobs: list[bytes]):
+    """A record built directly from template bytes (no capture), chained as a session chains."""
+    from ektp_biometrics.devices.enrollment import EnrollmentRecord, FingerCapture
+    from ektp_biometrics.devices.sbi import EMPTY_HASH, chain_hash
+
+    fingers, link = {}, EMPTY_HASH
+    for position, blob in enumerate(blobs, start=1):
+        link = chain_hash(link, blob)
+        fingers[position] = FingerCapture(position, blob, 50, True, 1, "simulated:X", "2026-01-01T00:00:00+00:00", "0" * 64, link)
+    return EnrollmentRecord("s", fingers, None, {}, (), link)
+
+
+from hypothesis import given, settings  # noqa: E402 - property tests below need no rendered fingers
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=10), st.data())
+def test_any_single_bit_flip_breaks_the_chain(blobs, data):
+    record = _synthetic_record(blobs)
+    assert record.verify()
+    position = data.draw(st.integers(1, len(blobs)))
+    blob = record.fingers[position].template
+    index = data.draw(st.integers(0, len(blob) - 1))
+    bit = data.draw(st.integers(0, 7))
+    flipped = blob[:index] + bytes([blob[index] ^ (1 << bit)]) + blob[index + 1 :]
+    fingers = dict(record.fingers)
+    fingers[position] = dataclasses.replace(fingers[position], template=flipped)
+    assert not dataclasses.replace(record, fingers=fingers).verify()
+
+
+def test_record_round_trips_through_json(duplicate_score):
+    import json
+
+    from ektp_biometrics.devices.enrollment import EnrollmentRecord
+    from ektp_biometrics.errors import TemplateFormatError
+
+    manager = DeviceManager([SimulatedScanner(PERSON, serial="J"), SimulatedCamera(serial="JC")])
+    policy = EnrollmentPolicy(positions=(1, 6), min_finger_quality=0, min_face_quality=0, duplicate_score=duplicate_score)
+    record = EnrollmentSession(manager, policy, missing={6: "bandaged"}).run()
+    again = EnrollmentRecord.from_dict(json.loads(json.dumps(record.to_dict())))
+    assert again == record and again.verify()
+    broken = record.to_dict()
+    broken["fingers"][0]["template"] = "not base64!"
+    with pytest.raises(TemplateFormatError):
+        EnrollmentRecord.from_dict(broken)
+    with pytest.raises(TemplateFormatError):
+        EnrollmentRecord.from_dict({"format": "something-else"})

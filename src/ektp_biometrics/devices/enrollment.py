@@ -10,6 +10,7 @@ its hash chain lets anyone check later that no capture was altered, dropped or r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import time
@@ -166,6 +167,52 @@ class EnrollmentRecord:
     def templates(self) -> dict[int, bytes]:
         """ISO/IEC 19794-2 templates per finger position (for a gallery or a packet)."""
         return {p: f.template for p, f in self.fingers.items()}
+
+    def to_dict(self) -> dict:
+        """A JSON-ready form (bytes as base64) for an offline packet or an audit file; see :meth:`from_dict`."""
+        import base64
+
+        def b64(data: bytes) -> str:
+            return base64.b64encode(data).decode("ascii")
+
+        return {
+            "format": "ektp-enrollment-record/1",
+            "session_id": self.session_id,
+            "fingers": [dict(dataclasses.asdict(f), template=b64(f.template)) for f in self.fingers.values()],
+            "face": None if self.face is None else dict(dataclasses.asdict(self.face), image_png=b64(self.face.image_png)),
+            "exceptions": {str(k): v for k, v in self.exceptions.items()},
+            "log": [{"time": e.time, "event": e.event, "device": e.device, "detail": e.detail} for e in self.log],
+            "final_hash": self.final_hash,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EnrollmentRecord":
+        """Rebuild a record from :meth:`to_dict` output.
+
+        Raises
+        ------
+        TemplateFormatError
+            If the data is not an enrollment record of a known format or a field is malformed.
+        """
+        import base64
+        import binascii
+
+        from ..errors import TemplateFormatError
+
+        if not isinstance(data, dict) or data.get("format") != "ektp-enrollment-record/1":
+            raise TemplateFormatError(f"not an enrollment record of format ektp-enrollment-record/1 (got {data.get('format') if isinstance(data, dict) else type(data).__name__!r})")
+        try:
+            fingers = {}
+            for item in data["fingers"]:
+                capture = FingerCapture(**dict(item, template=base64.b64decode(item["template"], validate=True)))
+                fingers[capture.position] = capture
+            face_data = data["face"]
+            face = None if face_data is None else FaceCapture(**dict(face_data, image_png=base64.b64decode(face_data["image_png"], validate=True)))
+            exceptions = {(int(k) if k.isdigit() else k): v for k, v in data["exceptions"].items()}
+            log = tuple(LogEntry(e["time"], e["event"], e["device"], dict(e["detail"])) for e in data["log"])
+            return cls(str(data["session_id"]), fingers, face, exceptions, log, str(data["final_hash"]))
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise TemplateFormatError(f"enrollment record is malformed: {type(exc).__name__}: {exc}") from exc
 
     def verify(self) -> bool:
         """Recompute the hash chain from the record; False if any capture was altered, dropped or reordered.

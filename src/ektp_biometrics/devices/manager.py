@@ -57,6 +57,8 @@ class SessionLog:
         self._lock = threading.Lock()
 
     def record(self, event: str, device: str | None = None, **detail: Any) -> LogEntry:
+        # Details are kept in their JSON form (str keys, lists), so memory, file and records agree.
+        detail = json.loads(json.dumps(detail, default=str))
         entry = LogEntry(utc_now().isoformat(timespec="milliseconds"), event, device, detail)
         with self._lock:
             self._entries.append(entry)
