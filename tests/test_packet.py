@@ -511,3 +511,16 @@ def test_container_reader_refuses_garbage_with_a_typed_error(data):
 @given(st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), st.text(max_size=40).filter(lambda t: not payload._CONTROL.search(t)), max_size=10))
 def test_valid_demographics_pass_unchanged(fields):
     assert payload.validate_demographics(fields) == fields
+
+
+def test_packet_id_must_be_a_uuid_and_deep_json_is_refused(keys, valid_packets):
+    station, center, registry = keys
+    with pytest.raises(PacketError, match="UUID"):
+        packet.build_packet(make_enrollment(), station, center.public_bytes(), packet_id="not-a-uuid")
+    packet_id, data = valid_packets[0]
+    _, inner = _decrypted(keys, data)
+    members = payload._unpack_members(inner)
+    members["manifest.json"] = b"[" * 100000 + b"]" * 100000
+    with pytest.raises(PacketError) as info:
+        packet.open_packet(_reseal(keys, packet_id, payload._pack_members(members)), center, registry)
+    assert info.value.reason == "bad-manifest"

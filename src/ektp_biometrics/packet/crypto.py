@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import PacketError
-from .payload import PersonRecord, read_manifest, read_payload, validate_identifier
+from .payload import PersonRecord, _canonical_uuid, read_manifest, read_payload, validate_identifier
 
 __all__ = [
     "PACKET_MAGIC",
@@ -131,7 +131,7 @@ def seal_packet(payload: bytes, *, packet_id: str, station: StationKey, center_p
         raise PacketError("the center public key must be 32 raw X25519 bytes", "bad-key")
     if len(payload) + 16 > MAX_CIPHERTEXT:
         raise PacketError(f"payload larger than {MAX_CIPHERTEXT} bytes", "too-large")
-    pid = uuid.UUID(packet_id).bytes
+    pid = uuid.UUID(_canonical_uuid(packet_id)).bytes
     station_bytes = validate_identifier(station.station_id, "station id").encode("ascii")
     ephemeral = X25519PrivateKey.generate()
     ephemeral_public = ephemeral.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

@@ -24,7 +24,7 @@ from typing import Any
 from .. import __version__
 from ..errors import PacketError
 from .crypto import StationKey, seal_packet
-from .payload import Enrollment, build_payload
+from .payload import Enrollment, _canonical_uuid, build_payload
 from .registry import atomic_write
 
 __all__ = ["PACKET_SUFFIX", "build_packet", "write_packet", "export", "ExportResult"]
@@ -44,7 +44,7 @@ def build_packet(
     software_version: str | None = None,
 ) -> tuple[str, bytes]:
     """Validate an enrollment and return ``(packet id, sealed packet bytes)``."""
-    packet_id = str(uuid.UUID(packet_id)) if packet_id else str(uuid.uuid4())
+    packet_id = _canonical_uuid(packet_id) if packet_id else str(uuid.uuid4())
     payload = build_payload(
         enrollment,
         packet_id=packet_id,
@@ -59,7 +59,7 @@ def write_packet(outbox: str | os.PathLike, packet_id: str, data: bytes) -> Path
     """Atomically write a sealed packet into ``outbox`` as ``<packet id>.ektp`` (0600)."""
     outbox = Path(outbox)
     outbox.mkdir(parents=True, exist_ok=True)
-    path = outbox / f"{uuid.UUID(packet_id)}{PACKET_SUFFIX}"
+    path = outbox / f"{_canonical_uuid(packet_id)}{PACKET_SUFFIX}"
     atomic_write(path, data, mode=0o600)
     log.info("packet %s written to outbox", packet_id)
     return path

@@ -266,6 +266,13 @@ def _check_png(data: bytes, what: str) -> None:
         raise PacketError(f"{what} cannot be decoded: {type(exc).__name__}", "bad-image") from None
 
 
+def _canonical_uuid(packet_id: str) -> str:
+    try:
+        return str(uuid.UUID(packet_id))
+    except (ValueError, TypeError, AttributeError):
+        raise PacketError(f"packet id must be a UUID, got {packet_id!r}", "bad-manifest") from None
+
+
 def _utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -326,7 +333,7 @@ def build_payload(enrollment: Enrollment, *, packet_id: str, station_id: str, so
     manifest = {
         "format": "ektp-enrollment-packet",
         "format_version": PAYLOAD_FORMAT_VERSION,
-        "packet_id": str(uuid.UUID(packet_id)),
+        "packet_id": _canonical_uuid(packet_id),
         "station_id": station_id,
         "operator_id": enrollment.operator_id,
         "created_utc": created,
@@ -342,7 +349,7 @@ def build_payload(enrollment: Enrollment, *, packet_id: str, station_id: str, so
 def _manifest_v1(members: Mapping[str, bytes], packet_id: str, station_id: str) -> dict[str, Any]:
     try:
         manifest = json.loads(members["manifest.json"].decode("utf-8"))
-    except (KeyError, UnicodeDecodeError, json.JSONDecodeError):
+    except (KeyError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise PacketError("payload has no readable manifest.json", "bad-manifest") from None
     if not isinstance(manifest, dict) or set(manifest) != MANIFEST_KEYS:
         raise PacketError("manifest fields differ from format version 1", "bad-manifest")
@@ -379,7 +386,7 @@ def _read_payload_v1(members: Mapping[str, bytes], packet_id: str, station_id: s
         raise PacketError("payload members do not form a valid enrollment", "bad-payload")
     try:
         demographics = validate_demographics(json.loads(members["demographics.json"].decode("utf-8")))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise PacketError("demographics.json is not UTF-8 JSON", "bad-demographics") from None
     chain = manifest["capture_chain"]
     if not isinstance(chain, dict) or set(chain) != {"samples", "hashes"}:
