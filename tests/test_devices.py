@@ -557,3 +557,45 @@ class TestSimulatedCameraYaleConformance(DeviceConformance):
         drawn = SimulatedCamera().capture(5.0).quality
         assert len(self.source.files) > 100  # Yale stores GIFs without a suffix: found by content
         assert min(real) >= 50 and drawn == 0, (real, drawn)
+
+
+def test_sbi_parallel_capture_answers_busy():
+    """The specification: a capture succeeds for one call at a time; a parallel call gets Busy."""
+    with SbiSimulator([scanner(serial="SBI-SLOW", capture_delay=0.6)]) as service:
+        (first,), (second,) = discover_sbi(ports=[service.port]), discover_sbi(ports=[service.port])
+        outcomes = []
+
+        def capture(device):
+            try:
+                outcomes.append(device.capture(5.0, finger_position=2).device.serial)
+            except DeviceBusy:
+                outcomes.append("busy")
+
+        workers = [threading.Thread(target=capture, args=(first,))]
+        workers[0].start()
+        time.sleep(0.2)
+        capture(second)
+        workers[0].join()
+    assert sorted(outcomes) == ["SBI-SLOW", "busy"]
+
+
+def test_sbi_client_shared_by_two_threads_keeps_one_chain():
+    with SbiSimulator([scanner(serial="SBI-SHARED")]) as service:
+        (device,) = discover_sbi(ports=[service.port])
+        errors = []
+
+        def capture():
+            try:
+                device.capture(5.0, finger_position=2)
+            except DeviceBusy:
+                pass  # the service may answer Busy when the second request lands mid-capture
+            except Exception as exc:  # anything else (a broken chain) is the bug under test
+                errors.append(exc)
+
+        workers = [threading.Thread(target=capture) for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert errors == []
+        assert device.capture(5.0, finger_position=2).device.serial == "SBI-SHARED"

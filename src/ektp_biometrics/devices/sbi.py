@@ -490,18 +490,20 @@ class SbiDevice:
     def _rcapture(self, timeout: float, bio: dict) -> list[CaptureResult]:
         if self._closed:
             raise DeviceDisconnected("SBI device is closed; discover it again")
-        transaction = uuid.uuid4().hex[:32]
-        request = {
-            "env": "Developer",
-            "purpose": "Registration",
-            "specVersion": SPEC_VERSION,
-            "timeout": str(int(timeout * 1000)),
-            "captureTime": utc_now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "transactionId": transaction,
-            "bio": [dict(bio, type=self.kind.value, requestedScore="40", deviceId=self.device_id, previousHash=self.previous_hash)],
-            "customOpts": {},
-        }
+        # The request carries this device's previousHash, so it is built under the lock: two threads
+        # sharing one client must not both chain onto the same link.
         with self._lock:
+            transaction = uuid.uuid4().hex[:32]
+            request = {
+                "env": "Developer",
+                "purpose": "Registration",
+                "specVersion": SPEC_VERSION,
+                "timeout": str(int(timeout * 1000)),
+                "captureTime": utc_now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "transactionId": transaction,
+                "bio": [dict(bio, type=self.kind.value, requestedScore="40", deviceId=self.device_id, previousHash=self.previous_hash)],
+                "customOpts": {},
+            }
             answer = _call(self.port, "RCAPTURE", "/capture", request, timeout + 5.0, self.host)
             results, chain = [], self.previous_hash
             for item in answer.get("biometrics", []):
