@@ -15,7 +15,7 @@ pytest then runs every ``test_*`` method below against it: the protocol is satis
 is complete, ``status()`` is typed and returns to Ready after a capture, ``capture(timeout)``
 returns a valid :class:`~ektp_biometrics.devices.CaptureResult` within the timeout, failures are
 typed :class:`~ektp_biometrics.errors.DeviceError`, preview frames (where offered) are images,
-and ``close()`` may be called twice.
+slap scanners return one result per finger of the slap, and ``close()`` may be called twice.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from ..devices._base import Camera, CaptureResult, Device, DeviceInfo, DeviceKind, DeviceState, DeviceStatus, FingerprintScanner, PreviewCapable
+from ..devices._base import SLAP_POSITIONS, Camera, CaptureResult, Device, DeviceInfo, DeviceKind, DeviceState, DeviceStatus, FingerprintScanner, PreviewCapable, SlapScanner
 from ..errors import ConfigurationError, DeviceError
 
 __all__ = ["DeviceConformance"]
@@ -158,6 +158,15 @@ class DeviceConformance:
                 break
         assert len(frames) == self.preview_frames
         assert all(isinstance(f, np.ndarray) and f.dtype == np.uint8 and f.ndim in (2, 3) for f in frames)
+
+    def test_slap_where_supported(self, device: Any) -> None:
+        if device.info().sub_type != "Slap":
+            pytest.skip("device is not a slap scanner")
+        assert isinstance(device, SlapScanner)
+        self.prepare_capture(device)
+        results = device.capture_slap(2, self.capture_timeout)
+        assert [r.finger_position for r in results] == list(SLAP_POSITIONS[2])
+        assert all(isinstance(r, CaptureResult) and r.image.ndim == 2 and 0 <= r.quality <= 100 for r in results)
 
     def test_close_is_idempotent_and_final(self, device: Device) -> None:
         device.close()
