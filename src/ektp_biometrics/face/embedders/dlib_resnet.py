@@ -21,12 +21,14 @@ class DlibResnetEmbedder(FaceEmbedder):
     Parameters
     ----------
     flip : bool
-        Also describe the mirror image of the chip and sum the two unit descriptors (a face and
-        its mirror are the same person; averaging them cancels some of the landmark and lighting
-        asymmetry).  Doubles the descriptor time; measured gains in docs/face.md.
-    equalize : bool
-        Histogram-equalize the chip's grey levels before describing it, which evens out
-        one-sided lighting (Yale's left/right light).
+        Also describe the mirror image of each view and sum the unit descriptors (a face and its
+        mirror are the same person; averaging them cancels some of the landmark and lighting
+        asymmetry).  Doubles the descriptor time.
+    views : tuple of {"plain", "equalized"}
+        Which versions of the chip are described: as photographed, and with its grey levels
+        histogram-equalized (which evens out one-sided lighting such as Yale's left/right light,
+        but loses a little on evenly lit photos).  The default takes both; measured trade-offs in
+        docs/face.md.
     jitter : int
         dlib's own jittering: describe this many randomly shifted/zoomed/flipped copies and average
         (0 = off; slow, and not deterministic across dlib builds).
@@ -41,14 +43,19 @@ class DlibResnetEmbedder(FaceEmbedder):
     summary = "dlib ResNet 128-d descriptor, 5-point alignment (pip install ektp-biometrics[face]); the accurate one"
     dimension = 128
 
-    def __init__(self, *, flip: bool = True, equalize: bool = True, jitter: int = 0) -> None:
+    def __init__(self, *, flip: bool = True, views: tuple[str, ...] = ("plain", "equalized"), jitter: int = 0) -> None:
+        from ...errors import ConfigurationError
+
         self.check_viable()
         if isinstance(jitter, bool) or not isinstance(jitter, int) or not 0 <= jitter <= 100:
-            from ...errors import ConfigurationError
-
             raise ConfigurationError(f"jitter must be an integer 0..100, got {jitter!r}")
-        self.flip, self.equalize, self.jitter = bool(flip), bool(equalize), jitter
-        self.version = f"resnet_v1-chip150p25{'-flip' if self.flip else ''}{'-eq' if self.equalize else ''}{f'-j{jitter}' if jitter else ''}"
+        views = tuple(views)
+        if not views or len(set(views)) != len(views) or not set(views) <= {"plain", "equalized"}:
+            raise ConfigurationError(f"views must be distinct names among 'plain' and 'equalized', got {views!r}")
+        self.flip, self.views, self.jitter = bool(flip), views, jitter
+        self.version = (
+            f"resnet_v1-chip150p25-{'+'.join(views)}{'-flip' if self.flip else ''}{f'-j{jitter}' if jitter else ''}"
+        )
         self._dlib, _ = _models._dlib_modules()
         self._net = _models.resnet_descriptor()
 
@@ -80,9 +87,12 @@ class DlibResnetEmbedder(FaceEmbedder):
             vector = np.asarray(self._net.compute_face_descriptor(rgb, shape, self.jitter), dtype=np.float64)
             return (vector / np.linalg.norm(vector)).astype(np.float32)
         chip = self._dlib.get_face_chip(rgb, shape, 150, 0.25)
-        if self.equalize:
-            chip = np.ascontiguousarray(np.repeat(cv2.equalizeHist(cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY))[:, :, None], 3, axis=2))
-        vector = self._describe(chip)
-        if self.flip:
-            vector = vector + self._describe(np.ascontiguousarray(chip[:, ::-1]))
+        vector = np.zeros(self.dimension)
+        for view in self.views:
+            image = chip
+            if view == "equalized":
+                image = np.repeat(cv2.equalizeHist(cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY))[:, :, None], 3, axis=2)
+            vector += self._describe(np.ascontiguousarray(image))
+            if self.flip:
+                vector += self._describe(np.ascontiguousarray(image[:, ::-1]))
         return (vector / np.linalg.norm(vector)).astype(np.float32)
