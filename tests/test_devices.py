@@ -599,3 +599,22 @@ def test_sbi_client_shared_by_two_threads_keeps_one_chain():
             worker.join()
         assert errors == []
         assert device.capture(5.0, finger_position=2).device.serial == "SBI-SHARED"
+
+
+def test_simulated_scanner_replays_an_image_folder_in_name_order(tmp_path):
+    from ektp_biometrics.devices.simulated import ImageFolderSource
+
+    frames = [FINGERS.image(2, k) for k in range(2)]
+    for k, frame in enumerate(frames):
+        Image.fromarray(frame).save(tmp_path / f"{k:02d}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    device = SimulatedScanner(ImageFolderSource(tmp_path))
+    replayed = [device.capture(2.0, finger_position=p).image for p in (1, 2, 3)]
+    np.testing.assert_array_equal(replayed[0], frames[0])
+    np.testing.assert_array_equal(replayed[1], frames[1])
+    np.testing.assert_array_equal(replayed[2], frames[0])  # cycles
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        ImageFolderSource(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigurationError, match="no image files"):
+        ImageFolderSource(tmp_path / "empty")
