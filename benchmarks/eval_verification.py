@@ -187,6 +187,7 @@ def write_calibration(impostor: np.ndarray, provenance: dict) -> None:
         '"""',
         "",
         f"IMPOSTOR_PAIRS = {n}",
+        f"PARAMS_DIGEST = {provenance['params_digest']!r}",
         "SCORE = (",
         *[f"    {s!r}," for s in scores],
         ")",
@@ -196,6 +197,13 @@ def write_calibration(impostor: np.ndarray, provenance: dict) -> None:
         "",
     ]
     CALIBRATION_MODULE.write_text("\n".join(text))
+
+
+def params_digest(params: MatchParameters) -> str:
+    """Short digest of a parameter set, recorded with the calibration table."""
+    from ektp_biometrics.fingerprint.match import parameters_digest
+
+    return parameters_digest(params)
 
 
 def git_commit() -> str:
@@ -281,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                 "folders": ", ".join(f.name for f in folders),
                 "protocol": "all impostor pairs within each folder (shared/data/README.md), pooled",
                 "matcher": "MCC16b + LSS-R, DEFAULT_MATCH_PARAMETERS",
+                "params_digest": params_digest(params),
             },
         )
         print(f"wrote {CALIBRATION_MODULE}")

@@ -145,7 +145,7 @@ def select_pairs(similarity: np.ndarray, limit: int) -> list[tuple[int, int]]:
     return pairs
 
 
-def lss_r(similarity, xa, ya, ta, xb, yb, tb, params: MatchParameters) -> tuple[float, float, float, float]:
+def lss_r(similarity, xa, ya, ta, xb, yb, tb, params: MatchParameters, limit: int | None = None):
     """LSS-R global score with exact sigmoids, and the rigid transform (rotation, tx, ty) taking
     b onto a that its scoring pairs agree on (weighted by their relaxed similarity)."""
     na, nb = similarity.shape
@@ -154,7 +154,8 @@ def lss_r(similarity, xa, ya, ta, xb, yb, tb, params: MatchParameters) -> tuple[
     n_p = params.min_pairs + int(
         round(sigmoid(min(na, nb), params.pairs_sigmoid_center, params.pairs_sigmoid_steepness) * (params.max_pairs - params.min_pairs))
     )
-    pairs = select_pairs(similarity, min(na, nb, params.max_relaxation_pairs))
+    limit = params.max_relaxation_pairs if limit is None else limit
+    pairs = select_pairs(similarity, min(na, nb, limit))
     n_r = len(pairs)
     if n_r == 0:
         return 0.0, 0.0, 0.0, 0.0
@@ -216,7 +217,7 @@ def alignment_score(pa: np.ndarray, pb: np.ndarray, rotation, tx, ty, params: Ma
 def lss_r_score(similarity, xa, ya, ta, xb, yb, tb, params: MatchParameters) -> float:
     """LSS-R, after (unless the gate is pi) a first pass that fixes the rotation to gate around."""
     if params.rotation_gate < math.pi:
-        rotation = lss_r(similarity, xa, ya, ta, xb, yb, tb, params)[1]
+        rotation = lss_r(similarity, xa, ya, ta, xb, yb, tb, params, params.rotation_estimate_pairs)[1]
         turn = angle_difference(ta[:, None] - tb[None, :], rotation)
         similarity = np.where(np.abs(turn) > params.rotation_gate, 0, similarity).astype(np.float32)
     return lss_r(similarity, xa, ya, ta, xb, yb, tb, params)[0]
@@ -231,7 +232,7 @@ def match(xa, ya, ta, xb, yb, tb, params: MatchParameters) -> float:
         return 0.0
     sim = local_similarity(ta[sa], bits_a[sa], cells_a[sa], tb[sb], bits_b[sb], cells_b[sb], params)
     if params.rotation_gate < math.pi:
-        rotation = lss_r(sim, xa[sa], ya[sa], ta[sa], xb[sb], yb[sb], tb[sb], params)[1]
+        rotation = lss_r(sim, xa[sa], ya[sa], ta[sa], xb[sb], yb[sb], tb[sb], params, params.rotation_estimate_pairs)[1]
         turn = angle_difference(ta[sa][:, None] - tb[sb][None, :], rotation)
         sim = np.where(np.abs(turn) > params.rotation_gate, 0, sim).astype(np.float32)
     score, rotation, tx, ty = lss_r(sim, xa[sa], ya[sa], ta[sa], xb[sb], yb[sb], tb[sb], params)

@@ -271,7 +271,35 @@ def test_threshold_is_monotone_and_consistent_with_fmr_at() -> None:
     assert 0.0 <= thresholds[0] <= 1.0
 
 
+def test_calibration_table_was_measured_with_the_default_parameters() -> None:
+    from ektp_biometrics.fingerprint import _match_calibration as table
+    from ektp_biometrics.fingerprint.match import parameters_digest
+
+    assert table.PARAMS_DIGEST == parameters_digest(), "defaults changed: rerun eval_verification.py --calibrate"
+    assert list(table.SCORE) == sorted(table.SCORE)
+    assert list(table.FMR) == sorted(table.FMR, reverse=True)
+    assert table.FMR[-1] * table.IMPOSTOR_PAIRS < 1.5  # resolves down to a single impostor pair
+
+
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, float("nan"), "0.001", True])
 def test_threshold_rejects_bad_fmr(bad: object) -> None:
     with pytest.raises(ConfigurationError):
         threshold(bad)  # type: ignore[arg-type]
+
+
+# -- real data ------------------------------------------------------------------------------------
+
+
+@pytest.mark.realdata
+def test_real_genuine_pairs_outscore_impostors(data_root) -> None:
+    """Four impressions of two FVC2002 DB1 fingers: genuine scores sit far above impostor ones."""
+    extract = pytest.importorskip("ektp_biometrics.fingerprint.extract", reason="extractor not available")
+    folder = data_root / "fingerprints" / "fvc2002_db1_b"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found")
+    fingers = {f: [prepare(extract.extract_file(folder / f"{f}_{k}.tif")) for k in (1, 2, 3, 4)] for f in (101, 102)}
+    genuine = [match(t[i], t[j]) for t in fingers.values() for i in range(4) for j in range(i + 1, 4)]
+    impostor = [match(a, b) for a in fingers[101] for b in fingers[102]]
+    assert np.median(genuine) > 3 * max(impostor)
+    assert max(impostor) < threshold(1e-2)
+    assert sum(g >= threshold(1e-2) for g in genuine) >= 9  # of 12

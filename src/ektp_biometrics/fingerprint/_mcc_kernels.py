@@ -257,7 +257,8 @@ P_ALIGN_DIRECTION = 14
 P_ALIGN_MARGIN = 15
 P_ALIGN_MIN_OVERLAP = 16
 P_ALIGN_WEIGHT = 17
-N_PACKED = 18
+P_ROTATION_PAIRS = 18
+N_PACKED = 19
 
 
 
@@ -442,8 +443,10 @@ def _relaxed_score(
     params: np.ndarray,
     tables: np.ndarray,
     steps: np.ndarray,
+    pair_limit: int,
 ):
-    """LSS-R global score (MCC section 4.3) from a local similarity matrix.
+    """LSS-R global score (MCC section 4.3) from a local similarity matrix, relaxing at most
+    ``pair_limit`` pairs.
 
     ``tables``/``steps`` tabulate the distance, direction and radial compatibility sigmoids
     (:func:`sigmoid_tables`).  Returns ``(score, rotation)``: the rotation theta_a - theta_b of
@@ -463,7 +466,7 @@ def _relaxed_score(
     )
     iterations = int(params[P_ITERATIONS])
     weight = params[P_WEIGHT]
-    limit = int(min(smaller, params[P_MAX_RELAXATION_PAIRS]))
+    limit = min(smaller, pair_limit)
     sel_a, sel_b, n_r = _select_pairs(similarity, limit)
     if n_r == 0:
         return 0.0, 0.0, 0.0, 0.0
@@ -641,9 +644,13 @@ def _match_prepared(
     if gate < math.pi:
         # the first pass finds the rotation of the best-agreeing pairs, the second scores only
         # pairs near it (MCC's delta_theta gate, re-centred so any rotation is accepted)
-        rotation = _relaxed_score(similarity.copy(), minutia_a, pairs_a, minutia_b, pairs_b, params, tables, steps)[1]
+        rotation = _relaxed_score(
+            similarity, minutia_a, pairs_a, minutia_b, pairs_b, params, tables, steps, int(params[P_ROTATION_PAIRS])
+        )[1]
         _gate_rotation(similarity, minutia_a, minutia_b, rotation, gate)
-    score, rotation, tx, ty = _relaxed_score(similarity, minutia_a, pairs_a, minutia_b, pairs_b, params, tables, steps)
+    score, rotation, tx, ty = _relaxed_score(
+        similarity, minutia_a, pairs_a, minutia_b, pairs_b, params, tables, steps, int(params[P_MAX_RELAXATION_PAIRS])
+    )
     weight = params[P_ALIGN_WEIGHT]
     if weight <= 0.0 or score <= 0.0:
         return score

@@ -26,6 +26,8 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -38,7 +40,7 @@ from . import _mcc_kernels as kernels
 from .match_params import DEFAULT_MATCH_PARAMETERS, MatchParameters
 from .template import FingerprintTemplate
 
-__all__ = ["MatchTemplate", "prepare", "match", "match_many", "threshold", "fmr_at"]
+__all__ = ["MatchTemplate", "prepare", "match", "match_many", "threshold", "fmr_at", "parameters_digest"]
 
 #: Resolution the matcher's distances are expressed in.
 MATCH_DPI = 500
@@ -77,6 +79,7 @@ def _kernel_params(params: MatchParameters) -> tuple[np.ndarray, np.ndarray, np.
     packed[kernels.P_ALIGN_MARGIN] = params.align_margin
     packed[kernels.P_ALIGN_MIN_OVERLAP] = params.align_min_overlap
     packed[kernels.P_ALIGN_WEIGHT] = params.align_weight
+    packed[kernels.P_ROTATION_PAIRS] = params.rotation_estimate_pairs
     tables, steps = kernels.sigmoid_tables(
         np.array(
             [
@@ -338,6 +341,19 @@ def match_many(
     )  # fmt: skip
 
 
+def parameters_digest(params: MatchParameters | None = None) -> str:
+    """Short, stable digest of a parameter set (the calibration table records the one it was measured with).
+
+    Examples
+    --------
+    >>> len(parameters_digest()), parameters_digest() == parameters_digest(MatchParameters())
+    (16, True)
+    """
+    params = _check_params(params)
+    text = repr(sorted(dataclasses.asdict(params).items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _calibration_table() -> tuple[np.ndarray, np.ndarray]:
     from ._match_calibration import FMR, SCORE
 
@@ -348,8 +364,8 @@ def threshold(fmr: float = 1e-3) -> float:
     """Score threshold whose false match rate on real impostor pairs is at most ``fmr``.
 
     The table behind it was measured by ``benchmarks/eval_verification.py --calibrate`` on every
-    impostor pair of the shared real fingerprint folders (see ``docs/matching.md``); accept a
-    comparison when ``match(a, b) >= threshold(fmr)``.
+    impostor pair of the shared real fingerprint folders (see ``docs/matching.md``) with the
+    default parameters; accept a comparison when ``match(a, b) >= threshold(fmr)``.
 
     Parameters
     ----------
