@@ -702,10 +702,10 @@ def _threshold(fmr: float | None, threshold: float | None) -> float:
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
             raise ConfigurationError(f"threshold must be a score in [0, 1], got {threshold!r}")
         return float(threshold)
-    from ..fingerprint import match
+    from ..fingerprint.match import threshold as score_threshold
 
     try:
-        return match.threshold(fmr)  # type: ignore[arg-type]
+        return score_threshold(fmr)  # type: ignore[arg-type]
     except ImportError as exc:
         raise ConfigurationError(
             f"the matcher's score-to-FMR table is not installed ({exc}); pass threshold= (a score) instead of fmr="

@@ -1,0 +1,315 @@
+"""The embedded gallery: round trips, versions, audit, adjudication, search arrays, identify and dedup."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ektp_biometrics.errors import ConfigurationError, GalleryError, RecordError
+from ektp_biometrics.fingerprint import FingerprintTemplate, make_minutiae
+from ektp_biometrics.gallery import Gallery, Person
+
+
+def template(seed: int, position: int = 0, n: int = 35) -> FingerprintTemplate:
+    rng = np.random.default_rng(seed)
+    return FingerprintTemplate(
+        300, 300, make_minutiae(*rng.uniform(20, 280, (2, n)), rng.uniform(0, 6.28, n)), quality=int(rng.integers(0, 101)),
+        finger_position=position,
+    )  # fmt: skip
+
+
+def person(pid: str, seed: int, positions=(1, 2, 6, 7), **kw) -> Person:
+    return Person(pid, fingers={p: template(seed * 100 + p, p) for p in positions}, **kw)
+
+
+@pytest.fixture()
+def gallery(tmp_path: Path):
+    with Gallery.open(tmp_path / "g.db") as g:
+        yield g
+
+
+def test_round_trip_survives_reopen(tmp_path: Path) -> None:
+    face_mod = pytest.importorskip("ektp_biometrics.face.template")
+    face = face_mod.FaceTemplate(np.arange(1.0, 9.0), "lbp", "1", quality=80)
+    original = person("A", 1, exceptions={3: "amputated", 8: "injured"}, metadata={"station": "st-1", "at": "2024-05-01T10:00Z"}, face=face)
+    with Gallery.open(tmp_path / "g.db") as g:
+        g.insert(original, by="op-1")
+        g.insert(person("B", 2, positions=(2,)), by="op-1")
+    with Gallery.open(tmp_path / "g.db", create=False) as g:
+        assert g.get("A") == original
+        assert g.get("A").face == face
+        assert g.count() == 2 and g.ids() == ["A", "B"] and "A" in g and "Z" not in g
+        mode = sqlite3.connect(tmp_path / "g.db").execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
+
+
+def test_open_refusals(tmp_path: Path) -> None:
+    with pytest.raises(GalleryError) as err:
+        Gallery.open(tmp_path / "missing.db", create=False)
+    assert err.value.reason == "not-found"
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(GalleryError) as err:
+        Gallery.open(junk)
+    assert err.value.reason == "corrupt"
+    g = Gallery.open(tmp_path / "g.db")
+    g.close()
+    with pytest.raises(GalleryError) as err:
+        g.count()
+    assert err.value.reason == "closed"
+
+
+def test_insert_refuses_existing_and_bad_input(gallery: Gallery) -> None:
+    gallery.insert(person("A", 1))
+    with pytest.raises(GalleryError) as err:
+        gallery.insert(person("A", 2))
+    assert err.value.reason == "exists"
+    assert gallery.get("A") == person("A", 1)  # the refused insert changed nothing
+    with pytest.raises(RecordError):
+        gallery.insert("A")  # type: ignore[arg-type]
+    with pytest.raises(RecordError):
+        gallery.insert(person("C", 3), by="")
+    with pytest.raises(GalleryError) as err:
+        gallery.get("nobody")
+    assert err.value.reason == "not-found"
+
+
+def test_versions_history_and_audit(gallery: Gallery) -> None:
+    v1 = person("A", 1)
+    gallery.insert(v1, by="op-1")
+    v2 = v1.replace(fingers={**v1.fingers, 3: template(999, 3)}, metadata={"note": "recaptured"})
+    assert gallery.correct(v2, by="sup-2", reason="thumb recaptured") == 2
+    assert gallery.get("A") == v2
+    assert gallery.get("A", version=1) == v1
+    assert [h.version for h in gallery.history("A")] == [1, 2]
+    assert [h.person for h in gallery.history("A")] == [v1, v2]
+    gallery.delete("A", by="sup-2", reason="duplicate of B")
+    with pytest.raises(GalleryError) as err:
+        gallery.get("A")
+    assert err.value.reason == "deleted"
+    assert gallery.get("A", version=2) == v2  # the record stays in history
+    assert gallery.count() == 0 and "A" not in gallery
+    with pytest.raises(GalleryError) as err:
+        gallery.insert(v1)  # a deleted id is not reused
+    assert err.value.reason == "exists"
+    with pytest.raises(GalleryError) as err:
+        gallery.correct(v2, by="x")
+    assert err.value.reason == "deleted"
+    entries = gallery.audit("A")
+    assert [(e.action, e.actor) for e in entries] == [("insert", "op-1"), ("correct", "sup-2"), ("delete", "sup-2")]
+    assert entries[1].detail == {"version": 2, "fingers": [1, 2, 3, 6, 7], "reason": "thumb recaptured"}
+    assert entries[0].at < entries[1].at < entries[2].at
+    with pytest.raises(GalleryError):
+        gallery.correct(person("never", 1), by="x")
+
+
+def test_adjudication_decisions(gallery: Gallery) -> None:
+    for pid, seed in (("A", 1), ("B", 2), ("C", 3)):
+        gallery.insert(person(pid, seed))
+    d = gallery.decide("B", "A", "not-duplicate", by="adj-1", note="twins")
+    assert (d.a, d.b, d.decision, d.decided_by, d.note) == ("A", "B", "not-duplicate", "adj-1", "twins")
+    gallery.decide("A", "C", "duplicate", by="adj-2")
+    assert [(x.b, x.decision) for x in gallery.decisions("A")] == [("B", "not-duplicate"), ("C", "duplicate")]
+    assert [x.a for x in gallery.decisions("C")] == ["A"]
+    assert [e.action for e in gallery.audit("B")] == ["insert", "decide"]
+    with pytest.raises(RecordError):
+        gallery.decide("A", "A", "duplicate", by="x")
+    with pytest.raises(RecordError):
+        gallery.decide("A", "B", "maybe", by="x")
+    with pytest.raises(GalleryError):
+        gallery.decide("A", "nobody", "duplicate", by="x")
+
+
+def _fresh_rows(path: Path) -> tuple[list[tuple[int, int, bytes]], int]:
+    """What the search arrays must hold, read straight from SQLite."""
+    conn = sqlite3.connect(path)
+    rows = conn.execute(
+        "SELECT f.person_row, f.position, f.template FROM fingers f JOIN current c ON c.person_row = f.person_row "
+        "WHERE c.deleted = 0 ORDER BY f.position, f.person_row"
+    ).fetchall()
+    generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+    conn.close()
+    return [(int(a), int(b), bytes(c)) for a, b, c in rows], generation
+
+
+def _array_rows(g: Gallery) -> list[tuple[int, int, bytes]]:
+    arrays = g.search_arrays()
+    return [(int(r["person_row"]), int(r["position"]), arrays.template_bytes(i)) for i, r in enumerate(arrays.rows)]
+
+
+def test_search_arrays_follow_sqlite_and_rebuild(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    with Gallery.open(path) as g:
+        for i in range(6):
+            g.insert(person(f"P{i}", i, positions=(1, 2, 6)[: 1 + i % 3]))
+        g.delete("P2")
+        g.correct(person("P3", 33, positions=(7,)), by="x")
+        expected, generation = _fresh_rows(path)
+        original = _array_rows(g)
+        assert original == expected and g.search_arrays().generation == generation
+        folder = g.search_arrays().folder
+        ranges = g.search_arrays().ranges
+        assert ranges == {1: (0, 4), 2: (4, 7), 6: (7, 8), 7: (8, 9)}  # P2 deleted, P3 now only finger 7
+    # corrupt one byte of the template file: the checksum catches it and the arrays are rebuilt
+    blob = folder / "templates.bin"
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    with Gallery.open(path) as g:
+        assert _array_rows(g) == original
+    # truncate the rows file
+    (folder / "rows.npy").write_bytes((folder / "rows.npy").read_bytes()[:100])
+    with Gallery.open(path) as g:
+        assert _array_rows(g) == original
+    # delete the whole folder
+    import shutil
+
+    shutil.rmtree(path.with_name(path.name + ".search"))
+    with Gallery.open(path) as g:
+        assert _array_rows(g) == original
+        # stale: another writer changed SQLite; this object notices through the generation counter
+        with Gallery.open(path) as writer:
+            writer.insert(person("late", 77, positions=(2,)))
+        assert _array_rows(g) == _fresh_rows(path)[0] != original
+        assert len(list(g.search_root.iterdir())) == 1  # older generations are dropped
+
+
+def test_identify_ranks_the_right_person_and_excludes_deleted(gallery: Gallery) -> None:
+    for i in range(8):
+        gallery.insert(person(f"P{i}", i))
+    probe = Person("probe", fingers={2: template(302, 2), 7: template(307)})  # P3's fingers 2 and 7
+    result = gallery.identify(probe, k=3)
+    assert [c.person_id for c in result][0] == "P3" and len(result) == 3
+    assert result[0].score == max(result[0].finger_scores.values()) > 0.9
+    assert set(result[0].finger_scores) == {2, 7}
+    assert all(c.score < 0.5 for c in result[1:])
+    assert result[0].face_score is None
+    gallery.delete("P3")
+    assert "P3" not in [c.person_id for c in gallery.identify(probe, k=10)]
+    # no common finger position: nothing to compare
+    assert gallery.identify(Person("x", fingers={9: template(5, 9)})) == []
+    with pytest.raises(ConfigurationError):
+        gallery.identify(probe, k=0)
+
+
+def test_identify_uses_faces(gallery: Gallery) -> None:
+    face_mod = pytest.importorskip("ektp_biometrics.face.template")
+    rng = np.random.default_rng(4)
+    vectors = rng.normal(size=(5, 64))
+    for i, v in enumerate(vectors):
+        gallery.insert(Person(f"F{i}", face=face_mod.FaceTemplate(v, "lbp", "1")))
+    probe = Person("probe", face=face_mod.FaceTemplate(vectors[2] + 0.05 * rng.normal(size=64), "lbp", "1"))
+    best = gallery.identify(probe, k=2)
+    assert best[0].person_id == "F2" and best[0].face_score > 0.99 and best[0].score == best[0].face_score
+    assert best[1].face_score < 0.5
+
+
+def test_dedup_within_batch_and_against_gallery(gallery: Gallery) -> None:
+    for i in range(5):
+        gallery.insert(person(f"P{i}", i))
+    batch = [
+        Person("new-1", fingers={1: template(101, 1), 6: template(106, 6)}),  # P1 again
+        person("new-2", 50),
+        Person("new-3", fingers={2: template(5002, 2)}),  # new-2 again
+        person("new-4", 60),
+    ]
+    gallery.decide("P0", "P4", "not-duplicate", by="adj")
+    report = gallery.dedup(batch, threshold=0.5)
+    found = {(p.probe_id, p.candidate_id, p.source) for p in report.pairs}
+    assert found == {("new-1", "P1", "gallery"), ("new-2", "new-3", "batch")}
+    assert report.flagged() == {"new-1", "new-2"} and report.searched == 4 and report.threshold == 0.5
+    assert all(p.score > 0.9 and p.decision is None for p in report.pairs)
+    # a stored adjudication travels with the pair
+    gallery.insert(person("P1-again", 1))
+    gallery.decide("P1", "P1-again", "not-duplicate", by="adj")
+    pairs = gallery.dedup([Person("probe", fingers={2: template(102, 2)})], threshold=0.5).pairs
+    assert {(p.candidate_id, p.decision) for p in pairs} == {("P1", None), ("P1-again", None)}
+    report = gallery.dedup([person("P1-third", 1)], threshold=0.5)
+    assert {p.candidate_id for p in report.pairs} == {"P1", "P1-again"}
+    with pytest.raises(ConfigurationError):
+        gallery.dedup(batch)
+    with pytest.raises(ConfigurationError):
+        gallery.dedup(batch, fmr=1e-3, threshold=0.5)
+    with pytest.raises(RecordError):
+        gallery.dedup([batch[0], batch[0]], threshold=0.5)
+
+
+def test_dedup_reports_adjudication(gallery: Gallery) -> None:
+    gallery.insert(person("A", 1))
+    gallery.insert(person("B", 2))
+    gallery.decide("A", "B", "not-duplicate", by="adj")
+    gallery.delete("B")
+    # B's id is kept for adjudication; a re-enrollment of A found in a batch carries no decision yet
+    report = gallery.dedup([person("A2", 1)], threshold=0.5)
+    assert [(p.candidate_id, p.decision) for p in report.pairs] == [("A", None)]
+    gallery.insert(person("A2", 1))
+    gallery.decide("A2", "A", "duplicate", by="adj")
+    report = gallery.dedup([person("A3", 1)], threshold=0.5)
+    assert {p.candidate_id for p in report.pairs} == {"A", "A2"}
+    assert gallery.decisions("A")[-1].decision == "duplicate"
+
+
+def test_dedup_fmr_uses_the_matcher_calibration(gallery: Gallery) -> None:
+    from ektp_biometrics.fingerprint.match import threshold
+
+    gallery.insert(person("A", 1))
+    try:
+        expected = threshold(1e-3)
+    except ImportError:
+        with pytest.raises(ConfigurationError, match="threshold="):
+            gallery.dedup([person("B", 1)], fmr=1e-3)
+        return
+    assert gallery.dedup([person("B", 1)], fmr=1e-3).threshold == expected
+
+
+def test_stats(gallery: Gallery) -> None:
+    gallery.insert(person("A", 1, positions=(1, 2)))
+    gallery.insert(person("B", 2, positions=(2,)))
+    stats = gallery.stats()
+    assert stats["persons"] == 2 and stats["fingers"] == 3
+    assert stats["fingers_per_position"] == {1: 1, 2: 2}
+    assert stats["files"]["g.db"] > 0 and 0 < stats["search_bytes_per_finger"] < 2000
+
+
+# -- real data -----------------------------------------------------------------------------------
+FCJ_PERSONS = ("101", "102", "103", "104", "105", "106")
+FCJ_FINGERS = (4, 5, 6, 7)
+
+
+@pytest.fixture(scope="module")
+def fcj_templates(data_root: Path) -> dict[tuple[str, int, int], FingerprintTemplate]:
+    from ektp_biometrics.fingerprint import extract_file
+
+    folder = data_root / "fingerprints" / "fcj2020_p101-125"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is missing")
+    return {
+        (p, f, i): extract_file(folder / f"{p}_{f}_{i}.bmp", finger_position=f)
+        for p in FCJ_PERSONS for f in FCJ_FINGERS for i in (1, 2)
+    }  # fmt: skip
+
+
+@pytest.mark.realdata
+def test_identify_real_fcj2020(tmp_path: Path, fcj_templates: dict) -> None:
+    with Gallery.open(tmp_path / "g.db") as g:
+        for p in FCJ_PERSONS:
+            g.insert(Person(f"enrolled-{p}", fingers={f: fcj_templates[p, f, 1] for f in FCJ_FINGERS}))
+        for p in FCJ_PERSONS:
+            probe = Person(f"probe-{p}", fingers={f: fcj_templates[p, f, 2] for f in FCJ_FINGERS})
+            result = g.identify(probe, k=3)
+            assert result[0].person_id == f"enrolled-{p}", (p, result)
+            assert result[0].score > result[1].score
+            assert set(result[0].finger_scores) == set(FCJ_FINGERS)
+        # one finger is enough to find the person
+        probe = Person("one-finger", fingers={5: fcj_templates["104", 5, 2]})
+        assert g.identify(probe, k=1)[0].person_id == "enrolled-104"
+        # re-enrollments with clear genuine matches (best finger 0.2-0.33 with today's matcher, while
+        # no impostor comparison among these persons reaches 0.15) are flagged, and nothing else
+        again = ("101", "102", "104")
+        batch = [Person(f"again-{p}", fingers={f: fcj_templates[p, f, 2] for f in FCJ_FINGERS}) for p in again]
+        report = g.dedup(batch, threshold=0.15)
+        found = {(p.probe_id, p.candidate_id, p.source) for p in report.pairs}
+        assert found == {(f"again-{p}", f"enrolled-{p}", "gallery") for p in again}
