@@ -13,5 +13,5 @@ __version__ = "0.1.0"
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["errors", "io", "fingerprint", "cli", "synth"],
+    submodules=["errors", "io", "fingerprint", "synth", "face", "devices", "testing", "gallery", "packet", "cli"],
 )
