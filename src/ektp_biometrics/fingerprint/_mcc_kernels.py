@@ -381,7 +381,17 @@ def _select_pairs(similarity: np.ndarray, limit: int):
             cand_b[n] = j
             cand_v[n] = col_value[j]
             n += 1
-    order = np.argsort(-cand_v[:n], kind="mergesort")
+    # stable insertion sort by decreasing similarity: n is at most nA + nB, usually ~2 x 35, where
+    # this beats a general sort and its allocations
+    order = np.arange(n)
+    for r in range(1, n):
+        k = order[r]
+        v = cand_v[k]
+        q = r
+        while q > 0 and cand_v[order[q - 1]] < v:
+            order[q] = order[q - 1]
+            q -= 1
+        order[q] = k
     pairs_a = np.empty(limit, np.int32)
     pairs_b = np.empty(limit, np.int32)
     used_a = np.zeros(na, np.bool_)
