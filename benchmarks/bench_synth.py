@@ -277,7 +277,8 @@ def bench_scores(args: argparse.Namespace) -> dict:
     with np.load(out / "synth_scores.npz") as s:
         scores = {name: s[name] for name in s.files}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    titles = {"real": "FVC2002 DB4_B (10 fingers x 8)", "synth": f"ours ({int(round((1 + np.sqrt(1 + 8 * scores['synth_impostor'].size)) / 2))} fingers x 8)"}
+    # 8 impressions per finger give 28 genuine pairs per finger.
+    titles = {name: f"{label} ({scores[f'{name}_genuine'].size // 28} fingers x 8)" for name, label in (("real", "FVC2002 DB4_B"), ("synth", "ours"))}
     bins = np.linspace(0, max(float(np.max(v)) for v in scores.values()), 41)
     for ax, name in zip(axes, ("real", "synth")):
         ax.hist(scores[f"{name}_impostor"], bins=bins, density=True, alpha=0.6, label=f"impostor ({scores[f'{name}_impostor'].size})")
