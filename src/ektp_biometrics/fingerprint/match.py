@@ -190,7 +190,7 @@ def prepare(template: FingerprintTemplate, params: MatchParameters | None = None
     >>> from ektp_biometrics.fingerprint.template import FingerprintTemplate, make_minutiae
     >>> t = FingerprintTemplate(200, 200, make_minutiae([50, 60, 100], [50, 90, 70], [0.0, 1.0, 2.0]))
     >>> prepared = prepare(t)
-    >>> len(prepared), prepared.bits.dtype
+    >>> len(prepared), prepared.words.dtype
     (3, dtype('uint64'))
     """
     if not isinstance(template, FingerprintTemplate):
