@@ -190,8 +190,10 @@ def prepare(template: FingerprintTemplate, params: MatchParameters | None = None
     >>> from ektp_biometrics.fingerprint.template import FingerprintTemplate, make_minutiae
     >>> t = FingerprintTemplate(200, 200, make_minutiae([50, 60, 100], [50, 90, 70], [0.0, 1.0, 2.0]))
     >>> prepared = prepare(t)
-    >>> len(prepared), prepared.words.dtype
-    (3, dtype('uint64'))
+    >>> prepared.source_minutiae, len(prepared)  # one cylinder reaches too far outside the print
+    (3, 2)
+    >>> prepared.words.dtype, prepared.words.shape
+    (dtype('uint64'), (2, 44))
     """
     if not isinstance(template, FingerprintTemplate):
         raise TemplateFormatError(f"expected a FingerprintTemplate, got {type(template).__name__}")
