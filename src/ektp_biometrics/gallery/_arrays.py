@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import GalleryError
+
 __all__ = ["ROW_DTYPE", "SearchArrays", "ARRAYS_FORMAT"]
 
 ARRAYS_FORMAT = 1
@@ -152,11 +154,19 @@ class SearchArrays:
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
             final = cls.folder_for(root, generation)
-            if final.exists():  # a damaged build of this generation: replace it
-                shutil.rmtree(final, ignore_errors=True)
-            try:
-                os.rename(tmp, final)
-            except OSError:  # another process renamed its identical build first
+            for _ in range(3):
+                # another process may have finished an identical build meanwhile: keep the first one
+                if cls.load(root, generation) is not None:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    break
+                if final.exists():  # damaged (builds appear whole, by rename): replace it
+                    shutil.rmtree(final, ignore_errors=True)
+                try:
+                    os.rename(tmp, final)
+                    break
+                except OSError:  # lost the race to another builder; check its build on the next pass
+                    continue
+            else:
                 shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -173,5 +183,5 @@ class SearchArrays:
                 shutil.rmtree(old, ignore_errors=True)
         loaded = cls.load(root, generation, verify=False)
         if loaded is None:  # pragma: no cover - only if the file system lost what we just wrote
-            raise OSError(f"search arrays at {final} could not be read back")
+            raise GalleryError(f"search arrays at {final} could not be read back; check the disk", "corrupt")
         return loaded
