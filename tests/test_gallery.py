@@ -313,3 +313,17 @@ def test_identify_real_fcj2020(tmp_path: Path, fcj_templates: dict) -> None:
         report = g.dedup(batch, threshold=0.15)
         found = {(p.probe_id, p.candidate_id, p.source) for p in report.pairs}
         assert found == {(f"again-{p}", f"enrolled-{p}", "gallery") for p in again}
+
+
+# -- documentation -------------------------------------------------------------------------------
+def test_docs_and_docstring_examples_run() -> None:
+    import doctest
+
+    import ektp_biometrics.gallery as package
+    from ektp_biometrics.gallery import _arrays, records, store
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "gallery.md"
+    result = doctest.testfile(str(docs), module_relative=False)
+    assert result.failed == 0 and result.attempted > 20
+    for module in (package, records, store, _arrays):
+        assert doctest.testmod(module).failed == 0
