@@ -18,7 +18,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "template": ["FingerprintTemplate", "MinutiaKind", "MINUTIA_DTYPE", "make_minutiae"],
         "extract": ["extract", "extract_file"],
         "params": ["ExtractionParameters", "DEFAULT_PARAMETERS"],
-        "match": ["match", "match_many", "prepare", "threshold", "fmr_at", "MatchTemplate"],
+        "match": ["match", "match_many", "prepare", "threshold", "fmr_at", "MatchTemplate", "parameters_digest"],
         "match_params": ["MatchParameters", "DEFAULT_MATCH_PARAMETERS"],
     },
 )
