@@ -46,6 +46,8 @@ with Gallery.open(path) as g:
         print(f"P{i:05d}", flush=True)  # acknowledged: insert() returned after COMMIT
         if i % 3 == 2:
             g.search_arrays()  # so that kills also land while the arrays are being written
+        if i % 5 == 4:
+            g.dedup([make_person(i + 100000)], threshold=0.5)  # ... and during dedup searches
 '''
 
 _namespace: dict = {}
