@@ -365,7 +365,7 @@ class Gallery:
 
         self._write(body)
 
-    def correct(self, person: Person, *, by: str, reason: str = "") -> int:
+    def correct(self, person: Person, *, by: str = "system", reason: str = "") -> int:
         """Store ``person`` as a new version of an enrolled id, with an audit entry; returns the version."""
         if not isinstance(person, Person):
             raise RecordError(f"correct expects a Person, got {type(person).__name__}")
