@@ -283,6 +283,10 @@ def test_gallery_load_rejects_bad_files(tmp_path):
     with pytest.raises(TemplateFormatError):
         synth.TemplateSet.load(bad)
     ts = synth.templates(2, 1, seed=2)
+    good = ts.save(tmp_path / "good.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(TemplateFormatError):
+        synth.TemplateSet.load(tmp_path / "cut.npz")
     np.savez(tmp_path / "wrong.npz", format_version=np.array(99), image_shape=np.array(ts.image_shape), finger_id=ts.finger_id,
              index=ts.index, pattern_class=ts.pattern_class, offsets=ts.offsets, minutiae=ts.minutiae)  # fmt: skip
     with pytest.raises(TemplateFormatError, match="version"):

@@ -12,6 +12,7 @@ and optionally through a simulated extractor (missed and spurious minutiae, jitt
 from __future__ import annotations
 
 import os
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,9 +104,10 @@ class TemplateSet:
             If the file is not such a gallery, is of another version, or its arrays disagree.
         """
         try:
-            with np.load(path, allow_pickle=False) as data:
+            # Our own handle, so the file is closed even when numpy fails half-way.
+            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
             raise TemplateFormatError(f"{path}: not a readable .npz gallery ({exc})") from exc
         needed = {"format_version", "image_shape", "finger_id", "index", "pattern_class", "offsets", "minutiae"}
         if not needed <= arrays.keys():
