@@ -86,7 +86,7 @@ def two_faces(rgb):
     ids=["blurred", "dark", "rotated+20", "rotated-20", "two-face"],
 )
 def test_quality_gate_rejects_degraded_versions(orl, yale, degrade, expected_reasons):
-    photos = frontal_neutral(orl, yale)[::4]
+    photos = frontal_neutral(orl, yale)[::6]
     for path in photos:
         rgb = as_rgb(path)
         if not assess(rgb).passed:
@@ -135,8 +135,14 @@ def _evaluate(face_set: FaceSet, embedder_name: str, keep=None):
 
 @needs_dlib
 def test_dlib_accuracy_on_subsets(orl, yale):
+    """A quick version of the acceptance check: 4 ORL people x 5 photos, 3 Yale people x 5 photos."""
     for face_set, max_eer in ((orl, 0.005), (yale, 0.015)):
-        keep = face_set.labels <= (8 if face_set.name == "orl" else 5)
+        people = face_set.labels <= (4 if face_set.name == "orl" else 3)
+        first_five = np.zeros_like(people)
+        for label in np.unique(face_set.labels[people]):
+            mine = np.flatnonzero(face_set.labels == label)
+            first_five[np.concatenate([mine[face_set.gallery[mine]], mine[~face_set.gallery[mine]][:4]])] = True
+        keep = people & first_five
         vectors, labels, gallery = _evaluate(face_set, "dlib-resnet", keep)
         hit, _ = rank1(vectors, labels, gallery)
         scores = pair_scores(vectors, labels)
