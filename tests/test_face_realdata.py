@@ -186,3 +186,24 @@ def test_fallback_accuracy_matches_the_documented_numbers(orl, yale, monkeypatch
         hit, _ = rank1(vectors, labels, gallery)
         assert hit >= documented - 0.02, (face_set.name, hit)
     embedders._shared_instance.cache_clear()
+
+
+@needs_dlib
+def test_dlib_embedder_equals_the_obvious_per_chip_sum(orl, yale):
+    """The batched four-view embedding equals summing unit descriptors of each view, one call at a time."""
+    import dlib
+
+    from ektp_biometrics.face.embedders.dlib_resnet import DlibResnetEmbedder
+
+    embedder, net = DlibResnetEmbedder(), _models.resnet_descriptor()
+    for path in (orl.paths[23], yale.paths[40]):
+        rgb = as_rgb(path)
+        face = detect(rgb)[0]
+        chip = dlib.get_face_chip(rgb, embedder._shape(face), 150, 0.25)
+        equalized = np.repeat(cv2.equalizeHist(cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY))[:, :, None], 3, axis=2)
+        expected = np.zeros(128)
+        for view in (chip, chip[:, ::-1], equalized, equalized[:, ::-1]):
+            descriptor = np.asarray(net.compute_face_descriptor(np.ascontiguousarray(view)))
+            expected += descriptor / np.linalg.norm(descriptor)
+        expected /= np.linalg.norm(expected)
+        assert np.abs(embedder.embed(rgb, face) - expected).max() < 1e-6
