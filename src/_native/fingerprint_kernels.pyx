@@ -335,6 +335,13 @@ def trace_branches(const unsigned char[:, ::1] skel, const unsigned char[:, ::1]
     return length_arr, end_row_arr, end_col_arr, end_kind_arr, dir_row_arr, dir_col_arr
 
 
+cdef inline int neighbour_code(const unsigned char[:, ::1] img, Py_ssize_t r, Py_ssize_t c) noexcept nogil:
+    """The 8 neighbours of an interior pixel as bits: P2 (north) is bit 0, then clockwise."""
+    return (img[r - 1, c] | (img[r - 1, c + 1] << 1) | (img[r, c + 1] << 2)
+            | (img[r + 1, c + 1] << 3) | (img[r + 1, c] << 4) | (img[r + 1, c - 1] << 5)
+            | (img[r, c - 1] << 6) | (img[r - 1, c - 1] << 7))
+
+
 def thin_zhang_suen(const unsigned char[:, ::1] padded, const unsigned char[::1] lut):
     """Zhang & Suen (CACM 1984) parallel thinning of a binary image with a zero frame.
 
@@ -374,9 +381,7 @@ def thin_zhang_suen(const unsigned char[:, ::1] padded, const unsigned char[::1]
                 for i in range(n):
                     r = p[i, 0]
                     c = p[i, 1]
-                    code = (img[r - 1, c] | (img[r - 1, c + 1] << 1) | (img[r, c + 1] << 2)
-                            | (img[r + 1, c + 1] << 3) | (img[r + 1, c] << 4) | (img[r + 1, c - 1] << 5)
-                            | (img[r, c - 1] << 6) | (img[r - 1, c - 1] << 7))
+                    code = neighbour_code(img, r, c)
                     if lut[code] & bit:
                         doomed[ndoomed] = <int>i
                         ndoomed += 1
@@ -396,9 +401,7 @@ def thin_zhang_suen(const unsigned char[:, ::1] padded, const unsigned char[::1]
         for i in range(n):
             r = p[i, 0]
             c = p[i, 1]
-            code = (img[r - 1, c] | (img[r - 1, c + 1] << 1) | (img[r, c + 1] << 2)
-                    | (img[r + 1, c + 1] << 3) | (img[r + 1, c] << 4) | (img[r + 1, c - 1] << 5)
-                    | (img[r, c - 1] << 6) | (img[r - 1, c - 1] << 7))
+            code = neighbour_code(img, r, c)
             if lut[code] & 4:
                 img[r, c] = 0
     return out_arr

@@ -12,6 +12,7 @@ from typing import Iterator, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import ConfigurationError, CorruptFrame, ExtractionError, ImageError
+from ..fingerprint.positions import FINGER_NAMES
 
 __all__ = [
     "DeviceKind",
@@ -34,19 +35,6 @@ __all__ = [
     "is_image_file",
 ]
 
-#: ISO/IEC 19794-4 finger position codes and their names (1 = right thumb ... 10 = left little).
-FINGER_NAMES = {
-    1: "Right Thumb",
-    2: "Right IndexFinger",
-    3: "Right MiddleFinger",
-    4: "Right RingFinger",
-    5: "Right LittleFinger",
-    6: "Left Thumb",
-    7: "Left IndexFinger",
-    8: "Left MiddleFinger",
-    9: "Left RingFinger",
-    10: "Left LittleFinger",
-}
 
 #: The fingers of each slap, keyed by the SBI ``deviceSubId`` (1 left slap, 2 right slap, 3 thumbs).
 SLAP_POSITIONS = {1: (7, 8, 9, 10), 2: (2, 3, 4, 5), 3: (6, 1)}

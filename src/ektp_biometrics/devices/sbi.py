@@ -42,6 +42,7 @@ from ..errors import (
     DeviceNotReady,
     DeviceUnavailable,
 )
+from ..fingerprint.positions import NAME_TO_POSITION
 from ._base import (
     FINGER_NAMES,
     SLAP_POSITIONS,
@@ -75,7 +76,7 @@ SPEC_VERSION = "1.0.0"
 #: The first ``previousHash`` of a chain: SHA-256 of the empty string, upper-case hex.
 EMPTY_HASH = hashlib.sha256(b"").hexdigest().upper()
 
-_NAME_TO_POSITION = {name: position for position, name in FINGER_NAMES.items()}
+_NAME_TO_POSITION = NAME_TO_POSITION
 _ERROR_TEXT = {"0": "Success", "101": "Unable to detect a biometric object", "109": "Count mismatch", "110": "Device not ready", "111": "Device busy", "112": "Invalid transactionId", "501": "Capture timeout", "502": "Device disconnected", "503": "Corrupt frame"}
 _ERROR_TYPES = {"110": DeviceNotReady, "111": DeviceBusy, "501": CaptureTimeout, "502": DeviceDisconnected, "503": CorruptFrame}
 

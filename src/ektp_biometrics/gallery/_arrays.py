@@ -20,7 +20,6 @@ disagree with the manifest, is ignored and rebuilt.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import sha256_file
 from ..errors import GalleryError
 
 __all__ = ["ROW_DTYPE", "SearchArrays", "ARRAYS_FORMAT"]
@@ -42,14 +42,6 @@ ABANDONED_BUILD_SECONDS = 600.0
 ROW_DTYPE = np.dtype(
     [("person_row", "<i8"), ("position", "u1"), ("quality", "u1"), ("length", "<u4"), ("offset", "<u8")]
 )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,7 +92,7 @@ class SearchArrays:
                 return None
             if blob_path.stat().st_size != manifest["bytes"]:
                 return None
-            if verify and (_sha256(rows_path) != manifest["sha256"]["rows"] or _sha256(blob_path) != manifest["sha256"]["templates"]):
+            if verify and (sha256_file(rows_path) != manifest["sha256"]["rows"] or sha256_file(blob_path) != manifest["sha256"]["templates"]):
                 return None
             rows = np.load(rows_path, mmap_mode="r", allow_pickle=False)
             if rows.dtype != ROW_DTYPE or rows.ndim != 1 or rows.shape[0] != manifest["rows"]:
@@ -150,7 +142,7 @@ class SearchArrays:
                 "rows": int(rows.shape[0]),
                 "bytes": offset,
                 "positions": {str(k): v for k, v in sorted(ranges.items())},
-                "sha256": {"rows": _sha256(tmp / "rows.npy"), "templates": _sha256(tmp / "templates.bin")},
+                "sha256": {"rows": sha256_file(tmp / "rows.npy"), "templates": sha256_file(tmp / "templates.bin")},
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
             final = cls.folder_for(root, generation)

@@ -22,6 +22,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from ..errors import PacketError
+from ..fingerprint.positions import FINGER_NAMES, NAME_TO_POSITION
 
 __all__ = ["CBEFF_NAMESPACE", "FINGER_SUBTYPES", "CbeffRecord", "write_cbeff", "read_cbeff"]
 
@@ -32,19 +33,8 @@ PATRON_SC37 = "257"
 FORMAT_FINGER_MINUTIAE = "2"
 
 #: MOSIP finger subtypes indexed by ISO/IEC 19794-2 finger position code (1..10).
-FINGER_SUBTYPES = {
-    1: "Right Thumb",
-    2: "Right IndexFinger",
-    3: "Right MiddleFinger",
-    4: "Right RingFinger",
-    5: "Right LittleFinger",
-    6: "Left Thumb",
-    7: "Left IndexFinger",
-    8: "Left MiddleFinger",
-    9: "Left RingFinger",
-    10: "Left LittleFinger",
-}
-_SUBTYPE_TO_POSITION = {name: code for code, name in FINGER_SUBTYPES.items()}
+FINGER_SUBTYPES = FINGER_NAMES
+_SUBTYPE_TO_POSITION = NAME_TO_POSITION
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 _FORBIDDEN_MARKUP = (b"<!DOCTYPE", b"<!ENTITY", b"<!doctype", b"<!entity")
 

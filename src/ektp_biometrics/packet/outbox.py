@@ -11,7 +11,6 @@ original, and appends a line to ``export-log.jsonl`` in the outbox::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from .._files import atomic_write, sha256_file
 from ..errors import PacketError
 from .crypto import StationKey, seal_packet
 from .payload import Enrollment, _canonical_uuid, build_payload
-from .registry import atomic_write
 
 __all__ = ["PACKET_SUFFIX", "build_packet", "write_packet", "export", "ExportResult"]
 
@@ -73,14 +72,6 @@ class ExportResult:
     already_present: tuple[str, ...]
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def export(outbox: str | os.PathLike, target_dir: str | os.PathLike) -> ExportResult:
     """Copy every packet of the outbox to ``target_dir``, verify each copy, log what went where.
 
@@ -97,13 +88,13 @@ def export(outbox: str | os.PathLike, target_dir: str | os.PathLike) -> ExportRe
     exported, present = [], []
     log_lines = []
     for source in sorted(outbox.glob(f"*{PACKET_SUFFIX}")):
-        digest = _sha256_file(source)
+        digest = sha256_file(source)
         destination = target / source.name
-        if destination.exists() and _sha256_file(destination) == digest:
+        if destination.exists() and sha256_file(destination) == digest:
             present.append(source.name)
             continue
         atomic_write(destination, source.read_bytes(), mode=0o600)
-        if _sha256_file(destination) != digest:
+        if sha256_file(destination) != digest:
             destination.unlink(missing_ok=True)
             raise PacketError(f"copy of {source.name} on {target} reads back different; the media may be failing", "export-verify-failed")
         exported.append(source.name)
