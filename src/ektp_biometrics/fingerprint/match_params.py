@@ -13,8 +13,9 @@ so and name the run (``benchmarks/eval_verification.py``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
+from .._params import check_numeric_fields
 from ..errors import ConfigurationError
 
 __all__ = ["MatchParameters", "DEFAULT_MATCH_PARAMETERS"]
@@ -123,10 +124,9 @@ class MatchParameters:
             if not ok:
                 raise ConfigurationError(f"{name} must be {what}, got {getattr(self, name)!r}")
 
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigurationError(f"{f.name} must be finite, got {value!r}")
+        check_numeric_fields(
+            self, may_be_negative=("distance_compat_steepness", "direction_compat_steepness", "radial_compat_steepness")
+        )
         need("cells_per_side", 4 <= self.cells_per_side <= 32, "between 4 and 32")
         need("direction_bins", 2 <= self.direction_bins <= 16, "between 2 and 16")
         need("cylinder_radius", 10.0 <= self.cylinder_radius <= 300.0, "between 10 and 300 pixels")

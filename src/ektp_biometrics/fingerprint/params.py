@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
+from .._params import check_numeric_fields
 from ..errors import ConfigurationError
 
 __all__ = ["ExtractionParameters", "DEFAULT_PARAMETERS"]
@@ -114,10 +115,9 @@ class ExtractionParameters:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigurationError(f"{f.name} must be a finite number, got {value!r}")
-            if value < 0:
-                raise ConfigurationError(f"{f.name} must not be negative, got {value!r}")
+        check_numeric_fields(self)
         if self.min_period >= self.max_period:
             raise ConfigurationError("min_period must be below max_period")
         if not 100 <= self.working_dpi <= 2000:

@@ -6,8 +6,9 @@ Every length is in pixels at 500 dpi, every angle in radians, unless its comment
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
+from .._params import check_numeric_fields
 from ..errors import ConfigurationError
 
 __all__ = ["PATTERN_CLASSES", "SynthParameters", "DEFAULT_PARAMETERS"]
@@ -123,11 +124,7 @@ class SynthParameters:
         freqs = tuple(float(f) for f in self.class_frequencies)
         if len(freqs) != 5 or min(freqs) < 0 or not math.isclose(sum(freqs), 1.0, abs_tol=1e-6):
             raise ConfigurationError("class_frequencies must be five non-negative fractions summing to 1")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                if not math.isfinite(value) or value < 0:
-                    raise ConfigurationError(f"{f.name} must be a finite non-negative number, got {value!r}")
+        check_numeric_fields(self)
         if not 5.0 <= self.ridge_period_mean <= 14.0:
             raise ConfigurationError("ridge_period_mean must lie in 5..14 pixels")
         shape = tuple(self.image_shape)
