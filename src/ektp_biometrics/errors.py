@@ -119,3 +119,12 @@ class GalleryError(EktpError, ValueError):
     def __init__(self, message: str, reason: str = "invalid") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+# --- Evaluation data sets (ektp_biometrics.fingerprint.evaluation) -------------------------
+
+__all__ += ["DatasetError"]
+
+
+class DatasetError(EktpError, ValueError):
+    """A folder of evaluation images is missing, holds no image named as the protocol expects, or mixes namings."""
