@@ -94,7 +94,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
 
 
 def _save_scores(result: Any, path: Path) -> None:
-    """Every genuine and impostor score per folder, and the pooled identification matrix (float64, exact)."""
+    """Every genuine and impostor score per folder, and the pooled identification matrix with its row and column fingers."""
     import numpy as np
 
     arrays: dict[str, Any] = {}
@@ -103,4 +103,6 @@ def _save_scores(result: Any, path: Path) -> None:
         arrays[f"{folder.folder.name}/genuine"] = genuine
         arrays[f"{folder.folder.name}/impostor"] = impostor
     arrays["pooled_identification"] = result.pooled_scores
+    arrays["pooled_probe_fingers"] = np.array([f"{folder}/{finger}" for folder, finger in result.pooled_probe_fingers])
+    arrays["pooled_gallery_fingers"] = np.array([f"{folder}/{finger}" for folder, finger in result.pooled_gallery_fingers])
     np.savez_compressed(path, **arrays)

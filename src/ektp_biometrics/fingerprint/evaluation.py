@@ -81,8 +81,8 @@ __all__ = [
 #: File name endings read as images; anything else in a folder (SOURCE.md, MD5SUMS) is not a sample.
 IMAGE_SUFFIXES = frozenset({".tif", ".tiff", ".bmp", ".png", ".pgm", ".wsq", ".jpg", ".jpeg", ".gif"})
 
-_FVC_NAME = re.compile(r"(\d+)_(\d+)")
-_FCJ_NAME = re.compile(r"(\d+)_(\d+)_(\d+)")
+_FVC_NAME = re.compile(r"([0-9]+)_([0-9]+)")
+_FCJ_NAME = re.compile(r"([0-9]+)_([0-9]+)_([0-9]+)")
 _NAMING_EXAMPLES = {"fvc": "FINGER_IMPRESSION, e.g. 101_1.tif", "fcj": "PERSON_FINGER_IMPRESSION, e.g. 103_5_2.bmp"}
 
 #: ``progress(description, total)`` returns a context manager yielding ``update(count)``.
@@ -373,19 +373,33 @@ def det_curve(genuine: Any, impostor: Any) -> tuple[np.ndarray, np.ndarray, np.n
     >>> t.tolist(), fmr.tolist(), fnmr.tolist()
     ([0.1, 0.5, 0.9, inf], [1.0, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 1.0])
     """
+    thresholds, impostors_accepted, genuines_rejected, n_genuine, n_impostor = _counts(genuine, impostor)
+    return thresholds, impostors_accepted / n_impostor, genuines_rejected / n_genuine
+
+
+def _counts(genuine: Any, impostor: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """Thresholds, impostors accepted and genuines rejected at each, and the two set sizes."""
     gen = np.sort(_scores(genuine, "genuine"))
     imp = np.sort(_scores(impostor, "impostor"))
     thresholds = np.append(np.unique(np.concatenate([gen, imp])), np.inf)
-    fmr = 1.0 - np.searchsorted(imp, thresholds, side="left") / imp.size
-    fnmr = np.searchsorted(gen, thresholds, side="left") / gen.size
-    return thresholds, fmr, fnmr
+    impostors_accepted = imp.size - np.searchsorted(imp, thresholds, side="left")
+    genuines_rejected = np.searchsorted(gen, thresholds, side="left")
+    return thresholds, impostors_accepted, genuines_rejected, gen.size, imp.size
+
+
+def _eer_index(impostors_accepted: np.ndarray, genuines_rejected: np.ndarray, n_genuine: int, n_impostor: int) -> int:
+    # |FMR - FNMR| compared in integers (both scaled by n_genuine * n_impostor): equal gaps are
+    # equal exactly, so ties resolve to the lowest threshold as documented, not by rounding noise
+    gap = np.abs(impostors_accepted.astype(np.int64) * n_genuine - genuines_rejected.astype(np.int64) * n_impostor)
+    return int(np.argmin(gap))
 
 
 def equal_error_rate(genuine: Any, impostor: Any) -> float:
     """The rate where FMR and FNMR meet: their mean at the threshold where they are closest.
 
-    Of several equally close thresholds the lowest is taken.  This is the definition
-    ``benchmarks/eval_verification.py`` has always used, so figures stay comparable.
+    Of several equally close thresholds the lowest is taken (closeness is compared exactly, in
+    counts).  This is the definition ``benchmarks/eval_verification.py`` has always used, so
+    figures stay comparable.
 
     Examples
     --------
@@ -394,9 +408,9 @@ def equal_error_rate(genuine: Any, impostor: Any) -> float:
     >>> equal_error_rate([0.5], [0.5])  # indistinguishable: FMR 1 and FNMR 0 or FMR 0 and FNMR 1
     0.5
     """
-    _, fmr, fnmr = det_curve(genuine, impostor)
-    k = int(np.argmin(np.abs(fmr - fnmr)))
-    return float((fmr[k] + fnmr[k]) / 2.0)
+    _, accepted, rejected, n_genuine, n_impostor = _counts(genuine, impostor)
+    k = _eer_index(accepted, rejected, n_genuine, n_impostor)
+    return float((accepted[k] / n_impostor + rejected[k] / n_genuine) / 2.0)
 
 
 def _check_rate(target: Any) -> float:
@@ -442,8 +456,9 @@ def error_rates(
     >>> error_rates([0.9, 0.8, 0.3, 0.6], [0.1, 0.2, 0.4, 0.05])
     {'eer': 0.25, 'fnmr_at_fmr_1e-2': 0.25, 'fnmr_at_fmr_1e-3': 0.25}
     """
-    _, fmr, fnmr = det_curve(genuine, impostor)
-    k = int(np.argmin(np.abs(fmr - fnmr)))
+    _, accepted, rejected, n_genuine, n_impostor = _counts(genuine, impostor)
+    fmr, fnmr = accepted / n_impostor, rejected / n_genuine
+    k = _eer_index(accepted, rejected, n_genuine, n_impostor)
     out = {"eer": float((fmr[k] + fnmr[k]) / 2.0)}
     for target in params.fmr_targets:
         out[rate_key(target)] = float(fnmr[np.flatnonzero(fmr <= target)[0]])
