@@ -1,7 +1,8 @@
-"""``ektp-bio packet``: keys, station registry, export, inspect and import of enrollment packets.
+"""``ektp-bio packet``: keys, station registry, export, inspect and import of enrollment packets,
+and the station's journal (statuses, field deduplication, receipts, re-send).
 
-Until the gallery exists (issue 6), ``import`` writes each accepted record's manifest as one JSON
-line into ``--accepted``; the gallery issue replaces that file with ``--gallery PATH``.
+``import --gallery PATH`` deduplicates each accepted record against the gallery and inserts it;
+``--accepted FILE`` (a JSON-lines stand-in sink, no deduplication) remains for tests and triage.
 """
 
 from __future__ import annotations
@@ -45,10 +46,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reason", required=True, help="why (kept in the registry)")
     p.set_defaults(handler=_revoke_command)
 
-    p = commands.add_parser("export", help="copy the outbox's packets to removable media and verify the copies")
+    p = commands.add_parser(
+        "export",
+        help="copy the outbox's packets to removable media and verify the copies",
+        description="Without --journal every packet of the outbox is copied. With --journal only the 'captured' "
+        "enrollments (and field-flagged ones with --include-flagged) are copied and become 'sent'.",
+    )
     p.add_argument("outbox", type=Path)
     p.add_argument("target", type=Path)
+    p.add_argument("--journal", type=Path, default=None, metavar="DB", help="the station journal")
+    p.add_argument("--include-flagged", action="store_true", help="also export enrollments flagged as duplicates in the field")
+    p.add_argument("--by", default="station", metavar="OPERATOR", help="who exports (audit trail)")
     p.set_defaults(handler=_export_command)
+
+    p = commands.add_parser(
+        "dedup",
+        help="station: deduplicate the captured batch within itself and against a cached district gallery",
+        description="Compares every 'captured' enrollment of the journal with the others and with the district "
+        "gallery copy; matches become 'duplicate' (the later of two batch members is flagged). Prints a JSON report.",
+    )
+    p.add_argument("--journal", type=Path, required=True, metavar="DB")
+    p.add_argument("--district-gallery", type=Path, default=None, metavar="PATH", help="cached copy of the district gallery")
+    _dedup_options(p)
+    p.add_argument("--by", required=True, metavar="OPERATOR")
+    p.set_defaults(handler=_dedup_command)
+
+    p = commands.add_parser(
+        "status",
+        help="station: enrollment statuses and audit trail; apply center receipts; re-send; clear a flag",
+        description="Statuses: captured, sent, duplicate, print_ready, failed (docs/packets.md). Prints JSON.",
+    )
+    p.add_argument("--journal", type=Path, required=True, metavar="DB")
+    p.add_argument("--packet", default=None, metavar="ID", help="show one enrollment with its audit trail")
+    p.add_argument("--status", default=None, choices=["captured", "sent", "duplicate", "print_ready", "failed"], help="list only these")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--apply-receipts", type=Path, default=None, metavar="FILE", help="receipts written by the center's import")
+    action.add_argument("--resend", default=None, metavar="ID", help="queue a failed enrollment for the next export")
+    action.add_argument("--clear", default=None, metavar="ID", help="clear a field duplicate flag (needs --note)")
+    p.add_argument("--note", default="", help="why (for --clear and --resend)")
+    p.add_argument("--by", default="station", metavar="OPERATOR")
+    p.set_defaults(handler=_status_command)
 
     p = commands.add_parser(
         "inspect",
@@ -65,7 +102,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "import",
         help="verify, decrypt, validate and import a folder of packets",
         description="Import every *.ektp file of DIR. Rejected files go to --quarantine with a .reason.json. "
-        "Accepted records' manifests are appended to --accepted (JSON lines) until the gallery exists. "
+        "With --gallery each accepted person is deduplicated against the gallery and inserted, or held back as a "
+        "duplicate (listed with its candidates); --accepted appends manifests to a JSON-lines file instead. "
         "Prints a JSON report; exit status 0 when nothing was rejected, 1 otherwise.",
     )
     p.add_argument("folder", type=Path, metavar="DIR")
@@ -73,8 +111,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--registry", type=Path, required=True)
     p.add_argument("--quarantine", type=Path, required=True, metavar="DIR")
     p.add_argument("--state", type=Path, required=True, metavar="DB", help="SQLite state file shared by importers")
-    p.add_argument("--accepted", type=Path, required=True, metavar="JSONL", help="stand-in sink until the gallery exists")
+    sink = p.add_mutually_exclusive_group(required=True)
+    sink.add_argument("--gallery", type=Path, metavar="PATH", help="the center gallery (created if missing)")
+    sink.add_argument("--accepted", type=Path, metavar="JSONL", help="stand-in sink: manifests as JSON lines, no dedup")
+    _dedup_options(p)
+    p.add_argument("--receipts", type=Path, default=None, metavar="FILE", help="write receipts for the stations (all runs so far)")
     p.set_defaults(handler=_import_command)
+
+
+def _dedup_options(p: argparse.ArgumentParser) -> None:
+    cut = p.add_mutually_exclusive_group()
+    cut.add_argument("--dedup-fmr", type=float, default=None, metavar="FMR", help="target false match rate per finger comparison (default 1e-4)")
+    cut.add_argument("--dedup-threshold", type=float, default=None, metavar="SCORE", help="a fused score threshold in [0, 1] instead")
+
+
+def _policy(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ..packet import DedupPolicy
+
+    if args.dedup_threshold is not None:
+        return DedupPolicy(fmr=None, threshold=args.dedup_threshold)
+    return DedupPolicy(fmr=args.dedup_fmr if args.dedup_fmr is not None else DedupPolicy.fmr)
 
 
 def _print(document: object) -> None:
@@ -117,10 +173,68 @@ def _revoke_command(args: argparse.Namespace) -> int:
 
 
 def _export_command(args: argparse.Namespace) -> int:
-    from ..packet import export
+    from ..packet import StationJournal, export
 
-    result = export(args.outbox, args.target)
+    if args.journal is None:
+        if args.include_flagged:
+            raise _usage("--include-flagged needs --journal")
+        result = export(args.outbox, args.target)
+    else:
+        with StationJournal(args.journal) as journal:
+            result = journal.export(args.outbox, args.target, by=args.by, include_flagged=args.include_flagged)
     _print({"exported": list(result.exported), "already_present": list(result.already_present)})
+    return 0
+
+
+def _usage(message: str) -> Exception:
+    from ..errors import ConfigurationError
+
+    return ConfigurationError(message)
+
+
+def _dedup_command(args: argparse.Namespace) -> int:
+    from ..gallery import Gallery
+    from ..packet import StationJournal
+
+    policy = _policy(args)
+    with StationJournal(args.journal) as journal:
+        if args.district_gallery is None:
+            report = journal.field_dedup(None, policy, by=args.by)
+        else:
+            with Gallery.open(args.district_gallery, create=False) as district:
+                report = journal.field_dedup(district, policy, by=args.by)
+    _print(report.to_dict())
+    return 0
+
+
+def _status_command(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ..packet import StationJournal
+
+    with StationJournal(args.journal) as journal:
+        document: dict = {}
+        if args.apply_receipts is not None:
+            document["changed"] = journal.apply_receipts(args.apply_receipts)
+        elif args.resend is not None:
+            journal.resend(args.resend, by=args.by, note=args.note)
+        elif args.clear is not None:
+            journal.clear(args.clear, by=args.by, note=args.note)
+        document["counts"] = journal.counts()
+        if args.packet is not None:
+            entry = journal.get(args.packet)
+            document["packet"] = dict(dataclasses.asdict(entry), status=entry.status.value)
+            document["history"] = [
+                {"at": c.at, "actor": c.actor, "action": c.action, "from": c.from_status.value if c.from_status else None,
+                 "to": c.to_status.value, "detail": c.detail}
+                for c in journal.history(args.packet)
+            ]  # fmt: skip
+        else:
+            document["enrollments"] = [
+                {"packet_id": e.packet_id, "status": e.status.value, "operator_id": e.operator_id, "updated_utc": e.updated_utc}
+                for e in journal.entries(args.status)
+            ]
+    _print(document)
     return 0
 
 
@@ -138,9 +252,21 @@ def _inspect_command(args: argparse.Namespace) -> int:
 
 
 def _import_command(args: argparse.Namespace) -> int:
-    from ..packet import JsonLinesSink, StationRegistry, import_packets, load_center_key
+    from ..packet import GallerySink, JsonLinesSink, StationRegistry, import_packets, load_center_key, write_receipts
 
     keys = [load_center_key(path) for path in args.center_key]
-    report = import_packets(args.folder, keys, StationRegistry(args.registry), JsonLinesSink(args.accepted), args.quarantine, args.state)
+    registry = StationRegistry(args.registry)
+    if args.gallery is not None:
+        from ..gallery import Gallery
+
+        policy = _policy(args)
+        with Gallery.open(args.gallery) as gallery:
+            report = import_packets(args.folder, keys, registry, GallerySink(gallery, policy), args.quarantine, args.state)
+    else:
+        if args.dedup_fmr is not None or args.dedup_threshold is not None:
+            raise _usage("--dedup-fmr and --dedup-threshold need --gallery")
+        report = import_packets(args.folder, keys, registry, JsonLinesSink(args.accepted), args.quarantine, args.state)
+    if args.receipts is not None:
+        write_receipts(args.state, args.receipts)
     _print(report.to_dict())
     return 1 if report.rejected else 0

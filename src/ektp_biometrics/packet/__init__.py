@@ -27,13 +27,16 @@ import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["cbeff", "payload", "crypto", "registry", "outbox", "importer"],
+    submodules=["cbeff", "payload", "crypto", "registry", "outbox", "importer", "gallery_sink", "station", "session"],
     submod_attrs={
         "payload": ["Enrollment", "FingerCapture", "FaceCapture", "PersonRecord", "FingerRecord", "capture_hash_chain"],
         "crypto": ["StationKey", "CenterKey", "open_packet", "inspect_packet", "parse_header", "seal_packet",
                    "write_private_key", "write_public_key", "load_station_key", "load_center_key", "load_public_key"],
         "registry": ["StationRegistry"],
         "outbox": ["build_packet", "write_packet", "export", "read_export_log"],
-        "importer": ["PacketSink", "MemorySink", "JsonLinesSink", "ImportReport", "import_packets"],
+        "importer": ["PacketSink", "MemorySink", "JsonLinesSink", "SinkOutcome", "ImportReport", "import_packets", "import_summary"],
+        "gallery_sink": ["GallerySink", "DedupPolicy", "DEFAULT_DEDUP", "person_from_record"],
+        "station": ["StationJournal", "Status", "JournalEntry", "StatusChange", "FieldDedupReport", "write_receipts", "read_receipts"],
+        "session": ["FrameRecorder", "enrollment_from_session"],
     },
 )

@@ -11,8 +11,10 @@ For each ``*.ektp`` file, in name order:
 4. claim the packet id in the state database (one SQLite transaction; a claim held by a live
    importer makes this one skip the packet, a dead importer's claim is taken over);
 5. ``sink.insert(record)``; the sink is idempotent by packet id, so an importer killed between
-   5 and 6 re-inserts harmlessly on the next run;
-6. mark the packet imported.
+   5 and 6 re-inserts harmlessly on the next run; a deduplicating sink (the gallery's,
+   :class:`~ektp_biometrics.packet.GallerySink`) may instead hold the record as a likely
+   duplicate and name the enrolled candidates;
+6. mark the packet imported, with the sink's outcome (and candidates) in the state database.
 
 Rejected files move to the quarantine folder next to a ``<file>.reason.json``.  Nothing is
 handed to the sink before step 3 has fully succeeded, so a packet is never half-imported.
@@ -40,26 +42,43 @@ from .crypto import CenterKey, decrypt, parse_header, verify_station
 from .outbox import PACKET_SUFFIX
 from .payload import PersonRecord, read_payload
 
-__all__ = ["PacketSink", "MemorySink", "JsonLinesSink", "ImportReport", "import_packets", "INSERTED", "ALREADY_PRESENT"]
+__all__ = [
+    "PacketSink", "MemorySink", "JsonLinesSink", "SinkOutcome", "ImportReport", "import_packets", "import_summary",
+    "INSERTED", "ALREADY_PRESENT", "DUPLICATE",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 INSERTED = "inserted"
 ALREADY_PRESENT = "already_present"
+#: The sink held the record back as a likely duplicate of an enrolled person (adjudication needed).
+DUPLICATE = "duplicate"
 MAX_PACKET_BYTES = 256 * 1024 * 1024
 #: A claim by an importer on another host is considered abandoned after this many seconds.
 CLAIM_LEASE_SECONDS = 600.0
 
 
+@dataclass(frozen=True)
+class SinkOutcome:
+    """What a sink did with a record: ``outcome`` is :data:`INSERTED`, :data:`ALREADY_PRESENT`
+    or :data:`DUPLICATE`; ``candidates`` names the enrolled persons a duplicate matched, as
+    ``{"person_id", "score", "finger_scores", "face_score", "source"}`` dictionaries, best first."""
+
+    outcome: str
+    candidates: tuple[dict[str, Any], ...] = ()
+
+
 @runtime_checkable
 class PacketSink(Protocol):
-    """Where validated person records go (the gallery, once it exists).
+    """Where validated person records go (the gallery through :class:`GallerySink`, or a test sink).
 
     ``insert`` must be atomic and idempotent by ``record.packet_id``: it returns ``"inserted"``
-    the first time and ``"already_present"`` afterwards, even across process restarts.
+    the first time and ``"already_present"`` afterwards, even across process restarts.  A
+    deduplicating sink may return a :class:`SinkOutcome` instead, whose outcome may also be
+    ``"duplicate"`` (the record was held back, not inserted).
     """
 
-    def insert(self, record: PersonRecord) -> str: ...
+    def insert(self, record: PersonRecord) -> str | SinkOutcome: ...
 
 
 class MemorySink:
@@ -140,6 +159,8 @@ class ImportReport:
     already_imported: list[str] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)
     claimed_elsewhere: list[str] = field(default_factory=list)
+    #: Records held back by a deduplicating sink: ``{"packet_id", "candidates": [...]}``.
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,6 +168,7 @@ class ImportReport:
             "already_imported": list(self.already_imported),
             "rejected": list(self.rejected),
             "claimed_elsewhere": list(self.claimed_elsewhere),
+            "duplicates": list(self.duplicates),
         }
 
 
@@ -158,7 +180,8 @@ CREATE TABLE IF NOT EXISTS packets (
     owner TEXT NOT NULL,
     claimed_at REAL NOT NULL,
     imported_utc TEXT,
-    sink_outcome TEXT
+    sink_outcome TEXT,
+    sink_detail TEXT
 );
 CREATE INDEX IF NOT EXISTS packets_by_file ON packets (file_sha256, state);
 CREATE TABLE IF NOT EXISTS rejections (
@@ -187,6 +210,12 @@ class _State:
         # which is safe because the sink is idempotent by packet id (the packet re-imports as present).
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(packets)")}
+        if "sink_detail" not in columns:  # a state file written before the gallery sink existed
+            try:
+                self.db.execute("ALTER TABLE packets ADD COLUMN sink_detail TEXT")
+            except sqlite3.OperationalError:  # another importer added it a moment ago
+                pass
         self.host = socket.gethostname()
         self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
@@ -241,10 +270,11 @@ class _State:
             self.db.execute("ROLLBACK")
             raise
 
-    def mark_imported(self, packet_id: str, outcome: str) -> None:
+    def mark_imported(self, packet_id: str, outcome: SinkOutcome) -> None:
+        detail = json.dumps({"candidates": list(outcome.candidates)}, sort_keys=True) if outcome.candidates else None
         self.db.execute(
-            "UPDATE packets SET state = 'imported', imported_utc = ?, sink_outcome = ? WHERE packet_id = ? AND owner = ?",
-            (_utc(), outcome, packet_id, self.owner),
+            "UPDATE packets SET state = 'imported', imported_utc = ?, sink_outcome = ?, sink_detail = ? WHERE packet_id = ? AND owner = ?",
+            (_utc(), outcome.outcome, detail, packet_id, self.owner),
         )
 
     def record_rejection(self, file_sha256: str, name: str, error: PacketError) -> None:
@@ -409,7 +439,52 @@ def _import_one(path: Path, keys: list[CenterKey], registry: Any, sink: PacketSi
     if claim == "busy":
         report.claimed_elsewhere.append(packet_id)
         return
-    outcome = sink.insert(record)
+    outcome = _normalize(sink.insert(record))
     state.mark_imported(packet_id, outcome)
-    log.info("packet %s from station %s imported (%s)", packet_id, record.station_id, outcome)
-    report.imported.append(packet_id)
+    log.info("packet %s from station %s imported (%s)", packet_id, record.station_id, outcome.outcome)
+    if outcome.outcome == DUPLICATE:
+        report.duplicates.append({"packet_id": packet_id, "candidates": list(outcome.candidates)})
+    else:
+        report.imported.append(packet_id)
+
+
+def _normalize(result: object) -> SinkOutcome:
+    if isinstance(result, str):
+        result = SinkOutcome(result)
+    if not isinstance(result, SinkOutcome) or result.outcome not in (INSERTED, ALREADY_PRESENT, DUPLICATE):
+        raise PacketError(f"the sink answered {result!r}; expected inserted, already_present or duplicate", "bad-sink")
+    return result
+
+
+def import_summary(state_db: str | os.PathLike) -> dict[str, Any]:
+    """Everything the import state database knows, over all runs: the cumulative report.
+
+    Returns
+    -------
+    dict
+        ``{"imported": [packet ids], "duplicates": [{"packet_id", "candidates"}],
+        "rejected": [{"file", "reason", "message"}], "in_progress": [packet ids]}``, each sorted;
+        ``in_progress`` lists packets claimed by an importer that has not finished them.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import_summary(pathlib.Path(tempfile.mkdtemp()) / "state.db")
+    {'imported': [], 'duplicates': [], 'rejected': [], 'in_progress': []}
+    """
+    state = _State(Path(state_db))
+    try:
+        rows = state.db.execute("SELECT packet_id, state, sink_outcome, sink_detail FROM packets ORDER BY packet_id").fetchall()
+        rejections = state.db.execute("SELECT file_name, reason, message FROM rejections ORDER BY file_name").fetchall()
+    finally:
+        state.close()
+    summary: dict[str, Any] = {"imported": [], "duplicates": [], "rejected": [], "in_progress": []}
+    for packet_id, row_state, outcome, detail in rows:
+        if row_state != "imported":
+            summary["in_progress"].append(packet_id)
+        elif outcome == DUPLICATE:
+            summary["duplicates"].append({"packet_id": packet_id, "candidates": json.loads(detail)["candidates"] if detail else []})
+        else:
+            summary["imported"].append(packet_id)
+    summary["rejected"] = [{"file": name, "reason": reason, "message": message} for name, reason, message in rejections]
+    return summary

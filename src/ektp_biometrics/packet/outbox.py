@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .. import __version__
 from .._files import atomic_write, sha256_file
@@ -72,11 +72,14 @@ class ExportResult:
     already_present: tuple[str, ...]
 
 
-def export(outbox: str | os.PathLike, target_dir: str | os.PathLike) -> ExportResult:
-    """Copy every packet of the outbox to ``target_dir``, verify each copy, log what went where.
+def export(outbox: str | os.PathLike, target_dir: str | os.PathLike, packet_ids: Iterable[str] | None = None) -> ExportResult:
+    """Copy every packet of the outbox (or those of ``packet_ids``) to ``target_dir``, verify each
+    copy, log what went where.
 
     Raises
     ------
+    PacketError
+        (reason ``"missing-packet"``) if one of ``packet_ids`` has no file in the outbox.
     PacketError
         (reason ``"export-verify-failed"``) if a copy reads back different from the original;
         the bad copy is removed so the media never holds a packet that looks whole but is not.
@@ -87,7 +90,14 @@ def export(outbox: str | os.PathLike, target_dir: str | os.PathLike) -> ExportRe
     target.mkdir(parents=True, exist_ok=True)
     exported, present = [], []
     log_lines = []
-    for source in sorted(outbox.glob(f"*{PACKET_SUFFIX}")):
+    if packet_ids is None:
+        sources = sorted(outbox.glob(f"*{PACKET_SUFFIX}"))
+    else:
+        sources = sorted(outbox / f"{_canonical_uuid(i)}{PACKET_SUFFIX}" for i in packet_ids)
+        missing = [p.name for p in sources if not p.is_file()]
+        if missing:
+            raise PacketError(f"{len(missing)} packet(s) are not in the outbox {outbox}, e.g. {missing[0]}", "missing-packet")
+    for source in sources:
         digest = sha256_file(source)
         destination = target / source.name
         if destination.exists() and sha256_file(destination) == digest:
