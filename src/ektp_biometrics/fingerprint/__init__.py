@@ -20,5 +20,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "params": ["ExtractionParameters", "DEFAULT_PARAMETERS"],
         "match": ["match", "match_many", "prepare", "threshold", "fmr_at", "MatchTemplate", "parameters_digest"],
         "match_params": ["MatchParameters", "DEFAULT_MATCH_PARAMETERS"],
+        "index": ["FingerprintIndex", "Candidate", "PersonCandidate"],
+        "index_params": ["IndexParameters", "DEFAULT_INDEX_PARAMETERS"],
     },
 )

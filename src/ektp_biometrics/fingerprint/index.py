@@ -1,0 +1,673 @@
+"""One-to-many fingerprint identification: a two-stage index over a gallery of fingers.
+
+Stage one ranks the *whole* gallery cheaply.  Every valid Minutia Cylinder-Code cylinder of an
+enrolled finger is reduced to a short bit code, its binary cylinder sampled at fixed (cell,
+direction) positions (a locality-sensitive hash, as in Cappelli, Ferrara and Maltoni, *Fingerprint
+indexing based on Minutia Cylinder-Code*, TPAMI 2011).  A probe code adds
+``max(0, agreeing bits - floor)`` of its best partner among a finger's codes to that finger's
+score: one XOR and one popcount per code pair, in Numba kernels that release the GIL and run over
+gallery chunks in a thread pool, each keeping its own top list that is merged at the end.
+
+Stage two runs the full matcher (:func:`~ektp_biometrics.fingerprint.match.prepare` and
+:func:`~ektp_biometrics.fingerprint.match.match_many`) on the shortlist, so every returned score is
+exactly ``match(probe, enrolled)``.  The index keeps per finger only its codes and its minutiae and
+prepares shortlisted fingers again when needed (with a small least-recently-used cache), so a
+million fingers fit in well under a gigabyte.
+
+Examples
+--------
+>>> from ektp_biometrics import synth
+>>> from ektp_biometrics.fingerprint.index import FingerprintIndex
+>>> prints = synth.templates(30, 2, seed=7)          # 30 fingers, 2 impressions each
+>>> index = FingerprintIndex(threads=1)
+>>> index.add([f"finger-{i // 2}" for i in range(0, 60, 2)], [prints.template(i) for i in range(0, 60, 2)])
+>>> len(index)
+30
+>>> best = index.search(prints.template(7), k=3)     # second impression of finger 3
+>>> best[0].id, best[0].score > best[1].score
+('finger-3', True)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Iterable, Mapping, Sequence, TypeVar
+
+import numpy as np
+
+from ..errors import ConfigurationError, GalleryError, TemplateFormatError
+from . import _index_kernels as kernels
+from .index_params import DEFAULT_INDEX_PARAMETERS, IndexParameters
+from .match import MATCH_DPI, MatchTemplate, fmr_at, match_many, prepare
+from .template import MINUTIA_DTYPE, FingerprintTemplate
+
+__all__ = ["FingerprintIndex", "Candidate", "PersonCandidate", "MAX_ID_LENGTH"]
+
+#: Longest accepted id, in characters (an e-KTP NIK has 16 digits; UUIDs have 36 characters).
+MAX_ID_LENGTH = 64
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One enrolled finger found by :meth:`FingerprintIndex.search`.
+
+    Attributes
+    ----------
+    id : str
+        Id it was enrolled under.
+    score : float
+        ``match(probe, enrolled finger)`` in [0, 1], the full matcher's score.
+    position : int
+        ISO/IEC 19794-2 finger position it was enrolled with (0 = unknown).
+    """
+
+    id: str
+    score: float
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class PersonCandidate:
+    """One enrolled person found by :meth:`FingerprintIndex.search_person`.
+
+    Attributes
+    ----------
+    id : str
+    score : float
+        Fused evidence: the sum over probe fingers of ``-log10(fmr_at(score))`` (see
+        :meth:`FingerprintIndex.search_person`).
+    finger_scores : tuple of (int, float)
+        (probe finger position, best full-matcher score among that person's fingers of that
+        position), one per probe finger.
+    """
+
+    id: str
+    score: float
+    finger_scores: tuple[tuple[int, float], ...]
+
+
+class _Column:
+    """A growable numpy array (amortized doubling), rows appended at the end."""
+
+    def __init__(self, dtype: np.dtype | type, width: int = 0) -> None:
+        self._shape_tail = (width,) if width else ()
+        self._data = np.zeros((16, *self._shape_tail), dtype=dtype)
+        self.size = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        need = self.size + rows.shape[0]
+        if need > self._data.shape[0]:
+            grown = np.zeros((max(need, 2 * self._data.shape[0]), *self._shape_tail), dtype=self._data.dtype)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+        self._data[self.size : need] = rows
+        self.size = need
+
+    def replace(self, rows: np.ndarray) -> None:
+        self._data = np.array(rows, dtype=self._data.dtype, copy=True)
+        self.size = rows.shape[0]
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._data[: self.size]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.view.nbytes)
+
+
+@lru_cache(maxsize=8)
+def _code_layout(params: IndexParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """In-circle cell offsets (the matcher's cell order) and the sampled (cell, bin) of each code bit."""
+    mp = params.match_params
+    n = mp.cells_per_side
+    offsets = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    a, b = np.meshgrid(offsets, offsets, indexing="ij")
+    radius2 = (a * a + b * b) * mp.cell_size**2
+    inside = radius2 <= mp.cylinder_radius**2
+    inner = radius2[inside] <= (params.code_radius_fraction * mp.cylinder_radius) ** 2
+    candidates = np.array(
+        [(cell, k) for cell in np.flatnonzero(inner) for k in range(mp.direction_bins)], dtype=np.int64
+    ).reshape(-1, 2)
+    if candidates.shape[0] < params.code_bits:
+        raise ConfigurationError(
+            f"only {candidates.shape[0]} cylinder positions lie within code_radius_fraction="
+            f"{params.code_radius_fraction} of the centre; {params.code_bits} are needed, raise it"
+        )
+    rng = np.random.default_rng(params.code_seed)
+    chosen = candidates[np.sort(rng.choice(candidates.shape[0], size=params.code_bits, replace=False))]
+    arrays = (np.ascontiguousarray(a[inside]), np.ascontiguousarray(b[inside]), chosen[:, 0].copy(), chosen[:, 1].copy())
+    for array in arrays:
+        array.flags.writeable = False
+    return arrays
+
+
+def cylinder_codes(template: FingerprintTemplate, params: IndexParameters | None = None, limit: int | None = None) -> np.ndarray:
+    """First-stage codes of a template's valid cylinders, the most central minutiae first.
+
+    Parameters
+    ----------
+    template : FingerprintTemplate
+    params : IndexParameters, optional
+    limit : int, optional
+        Keep at most this many codes (default ``params.max_gallery_codes``).
+
+    Returns
+    -------
+    (V, code_bits // 64) ndarray of uint64
+        Bit ``s`` of a code says whether the MCC cylinder of that minutia reaches
+        ``params.code_cell_threshold`` at the ``s``-th sampled (cell, direction bin); with the
+        threshold set to the matcher's ``cell_threshold`` it is the binary cylinder of
+        :func:`~ektp_biometrics.fingerprint.match.prepare`.  A cell outside the print gives 0.
+
+    Examples
+    --------
+    >>> from ektp_biometrics import synth
+    >>> codes = cylinder_codes(synth.templates(1, 1, seed=3).template(0))
+    >>> codes.dtype.name, codes.shape[1], 0 < codes.shape[0] <= 48
+    ('uint64', 1, True)
+    """
+    params = _check_params(params)
+    if not isinstance(template, FingerprintTemplate):
+        raise TemplateFormatError(f"expected a FingerprintTemplate, got {type(template).__name__}")
+    limit = params.max_gallery_codes if limit is None else limit
+    return _codes(template, params, limit)
+
+
+def _codes(template: FingerprintTemplate, params: IndexParameters, limit: int) -> np.ndarray:
+    mp = params.match_params
+    cell_a, cell_b, sample_cell, sample_bin = _code_layout(params)
+    scale = MATCH_DPI / template.resolution
+    x = np.ascontiguousarray(template.col, dtype=np.float64) * scale
+    y_up = -np.ascontiguousarray(template.row, dtype=np.float64) * scale
+    theta = np.ascontiguousarray(template.direction, dtype=np.float64)
+    codes, kept = kernels._cylinder_codes(
+        x, y_up, theta, cell_a, cell_b, sample_cell, sample_bin, mp.cell_size, mp.direction_bins, mp.sigma_space,
+        mp.sigma_direction, params.code_cell_threshold, mp.hull_margin, mp.cylinder_radius, mp.min_valid_cell_fraction,
+        mp.min_neighbour_minutiae,
+    )  # fmt: skip
+    if codes.shape[0] > limit:
+        # Central minutiae are the likeliest to lie in the part another impression also shows.
+        kx, ky = x[kept], y_up[kept]
+        distance = np.hypot(kx - kx.mean(), ky - ky.mean())
+        codes = codes[np.sort(np.argsort(distance, kind="stable")[:limit])]
+    return np.ascontiguousarray(codes)
+
+
+def _check_params(params: IndexParameters | None) -> IndexParameters:
+    if params is None:
+        return DEFAULT_INDEX_PARAMETERS
+    if not isinstance(params, IndexParameters):
+        raise ConfigurationError(f"params must be an IndexParameters, got {type(params).__name__}")
+    return params
+
+
+def _check_count(name: str, value: object, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < low:
+        raise ConfigurationError(f"{name} must be an integer of at least {low}, got {value!r}")
+    return int(value)
+
+
+def _check_id(value: object) -> str:
+    if not isinstance(value, str):
+        raise GalleryError(f"ids must be strings, got {type(value).__name__}", reason="invalid")
+    if not value or len(value) > MAX_ID_LENGTH or not value.isprintable() or value != value.strip():
+        raise GalleryError(
+            f"id {value[:80]!r} must be 1..{MAX_ID_LENGTH} printable characters without surrounding spaces",
+            reason="invalid",
+        )
+    return value
+
+
+def _check_position(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= 10:
+        raise ConfigurationError(f"finger position must be an ISO code 0..10, got {value!r}")
+    return int(value)
+
+
+def _check_template(value: object, what: str) -> FingerprintTemplate:
+    if not isinstance(value, FingerprintTemplate):
+        raise TemplateFormatError(f"{what} must be a FingerprintTemplate, got {type(value).__name__}")
+    return value
+
+
+class FingerprintIndex:
+    """An in-memory 1:N index of fingerprint templates, searched in two stages.
+
+    Entries are keyed by (id, finger position): a person enrolled with several fingers uses one id
+    and distinct positions; a finger-level gallery uses one id per finger and position 0.
+
+    Parameters
+    ----------
+    params : IndexParameters, optional
+        Tunables (code length, shortlist size, cache size, matcher parameters).
+    threads : int, optional
+        Threads of the first stage and of the shortlist's full matching (default ``os.cpu_count()``).
+        Results do not depend on it.
+
+    Notes
+    -----
+    Operations on one index are serialized by a lock (each search is itself multi-threaded), so
+    an index may be shared between threads.  Removed entries leave holes that :meth:`compact`
+    (called automatically when holes outnumber entries) reclaims.
+
+    Examples
+    --------
+    >>> from ektp_biometrics import synth
+    >>> prints = synth.templates(4, 2, seed=11)
+    >>> index = FingerprintIndex(threads=1)
+    >>> index.add(["a", "b", "c", "d"], [prints.template(i) for i in (0, 2, 4, 6)])
+    >>> index.remove(["b"])
+    >>> len(index), "b" in index, [c.id for c in index.search(prints.template(5), k=1)]
+    (3, False, ['c'])
+    """
+
+    def __init__(self, params: IndexParameters | None = None, *, threads: int | None = None) -> None:
+        self.params = _check_params(params)
+        self.threads = (os.cpu_count() or 1) if threads is None else _check_count("threads", threads)
+        words = self.params.code_words
+        self._lock = threading.RLock()
+        self._ids: list[str | None] = []
+        self._rows_of: dict[str, list[int]] = {}
+        self._alive = _Column(np.bool_)
+        self._position = _Column(np.uint8)
+        self._code_start = _Column(np.int64)
+        self._code_count = _Column(np.uint8)
+        self._codes = _Column(np.uint64, words)
+        self._minutia_start = _Column(np.int64)
+        self._minutia_count = _Column(np.uint8)  # a template holds at most 255 minutiae
+        self._minutiae = _Column(MINUTIA_DTYPE)
+        self._geometry = _Column(np.uint16, 3)  # width, height, resolution: enough to rebuild the template
+        self._live = 0
+        self._cache: OrderedDict[int, MatchTemplate] = OrderedDict()
+
+    # -- size and memory ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._live
+
+    def __contains__(self, id: object) -> bool:  # noqa: A002 - the natural word
+        return isinstance(id, str) and id in self._rows_of
+
+    def __repr__(self) -> str:
+        return f"FingerprintIndex({len(self)} fingers, {self.bytes_per_finger:.0f} bytes per finger)"
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the search structures: codes, minutiae and the per-finger columns (not the cache, not the id strings)."""
+        columns = (
+            self._alive, self._position, self._code_start, self._code_count, self._codes, self._minutia_start,
+            self._minutia_count, self._minutiae, self._geometry,
+        )  # fmt: skip
+        return sum(c.nbytes for c in columns)
+
+    @property
+    def code_nbytes(self) -> int:
+        """Bytes of the first stage alone (codes and their offsets)."""
+        return self._codes.nbytes + self._code_start.nbytes + self._code_count.nbytes
+
+    @property
+    def bytes_per_finger(self) -> float:
+        """:attr:`nbytes` per stored finger (0 for an empty index)."""
+        rows = len(self._ids)
+        return self.nbytes / rows if rows else 0.0
+
+    @property
+    def cache_nbytes(self) -> int:
+        """Bytes held by the cache of prepared templates."""
+        return sum(t.nbytes for t in self._cache.values())
+
+    # -- enrolment --------------------------------------------------------------------------------
+    def add(
+        self,
+        ids: Sequence[str],
+        templates: Sequence[FingerprintTemplate],
+        positions: Sequence[int] | None = None,
+    ) -> None:
+        """Enroll fingers, all or none.
+
+        Parameters
+        ----------
+        ids : sequence of str
+            One per template; 1..64 printable characters.  Several fingers of one person share an id.
+        templates : sequence of FingerprintTemplate
+        positions : sequence of int, optional
+            ISO finger position (0..10) of each template; default each template's ``finger_position``.
+
+        Raises
+        ------
+        GalleryError
+            If an id is malformed (``reason="invalid"``) or (id, position) is already enrolled or
+            repeated in the call (``reason="exists"``).
+        TemplateFormatError
+            If an item is not a :class:`FingerprintTemplate`.
+        ConfigurationError
+            If the lengths differ or a position is not 0..10.
+        """
+        ids = [_check_id(i) for i in _as_list(ids, "ids")]
+        templates = [_check_template(t, f"templates[{n}]") for n, t in enumerate(_as_list(templates, "templates"))]
+        if len(ids) != len(templates):
+            raise ConfigurationError(f"got {len(ids)} ids for {len(templates)} templates")
+        if positions is None:
+            position_list = [t.finger_position for t in templates]
+        else:
+            position_list = [_check_position(p) for p in _as_list(positions, "positions")]
+            if len(position_list) != len(templates):
+                raise ConfigurationError(f"got {len(position_list)} positions for {len(templates)} templates")
+        with self._lock:
+            seen: set[tuple[str, int]] = set()
+            for i, p in zip(ids, position_list):
+                if (i, p) in seen or any(self._position.view[r] == p for r in self._rows_of.get(i, ())):
+                    raise GalleryError(f"id {i!r} with finger position {p} is already enrolled", reason="exists")
+                seen.add((i, p))
+            codes = self._map(lambda t: _codes(t, self.params, self.params.max_gallery_codes), templates)
+            self._append(ids, templates, position_list, codes)
+
+    def _append(self, ids: list[str], templates: list[FingerprintTemplate], positions: list[int], codes: list[np.ndarray]) -> None:
+        n = len(ids)
+        if n == 0:
+            return
+        counts = np.array([c.shape[0] for c in codes], dtype=np.int64)
+        minutia_counts = np.array([len(t) for t in templates], dtype=np.int64)
+        self._code_start.append(self._codes.size + np.concatenate([[0], np.cumsum(counts)[:-1]]))
+        self._code_count.append(counts.astype(np.uint8))
+        self._codes.append(np.concatenate(codes) if counts.sum() else np.zeros((0, self.params.code_words), np.uint64))
+        self._minutia_start.append(self._minutiae.size + np.concatenate([[0], np.cumsum(minutia_counts)[:-1]]))
+        self._minutia_count.append(minutia_counts.astype(np.uint8))
+        self._minutiae.append(np.concatenate([t.minutiae for t in templates]))
+        self._geometry.append(np.array([(t.width, t.height, t.resolution) for t in templates], dtype=np.uint16))
+        self._position.append(np.array(positions, dtype=np.uint8))
+        self._alive.append(np.ones(n, dtype=np.bool_))
+        first = len(self._ids)
+        self._ids.extend(ids)
+        for offset, i in enumerate(ids):
+            self._rows_of.setdefault(i, []).append(first + offset)
+        self._live += n
+
+    def remove(self, ids: Iterable[str], positions: Iterable[int] | None = None) -> None:
+        """Remove every finger of each id (or only the given positions), all or none.
+
+        Raises
+        ------
+        GalleryError
+            If an id (or an (id, position)) is not enrolled (``reason="not-found"``) or malformed.
+        """
+        ids = [_check_id(i) for i in _as_list(ids, "ids")]
+        wanted = None if positions is None else [_check_position(p) for p in _as_list(positions, "positions")]
+        if wanted is not None and len(wanted) != len(ids):
+            raise ConfigurationError(f"got {len(wanted)} positions for {len(ids)} ids")
+        with self._lock:
+            doomed: set[int] = set()
+            for n, i in enumerate(ids):
+                rows = self._rows_of.get(i)
+                if wanted is not None and rows:
+                    rows = [r for r in rows if self._position.view[r] == wanted[n]]
+                if not rows:
+                    where = "" if wanted is None else f" with finger position {wanted[n]}"
+                    raise GalleryError(f"id {i!r}{where} is not enrolled", reason="not-found")
+                doomed.update(rows)
+            for r in doomed:
+                identity = self._ids[r]
+                assert identity is not None
+                self._rows_of[identity].remove(r)
+                if not self._rows_of[identity]:
+                    del self._rows_of[identity]
+                self._ids[r] = None
+                self._alive.view[r] = False
+                self._cache.pop(r, None)
+            self._live -= len(doomed)
+            if len(self._ids) - self._live > max(self._live, 1024):
+                self.compact()
+
+    def compact(self) -> None:
+        """Drop the holes removed entries left (renumbers internal rows; ids are unaffected)."""
+        with self._lock:
+            keep = np.flatnonzero(self._alive.view)
+            if keep.size == len(self._ids):
+                return
+            code_rows = _ranges(self._code_start.view[keep], self._code_count.view[keep].astype(np.int64))
+            minutia_rows = _ranges(self._minutia_start.view[keep], self._minutia_count.view[keep].astype(np.int64))
+            codes = self._codes.view[code_rows]
+            minutiae = self._minutiae.view[minutia_rows]
+            code_counts = self._code_count.view[keep].astype(np.int64)
+            minutia_counts = self._minutia_count.view[keep].astype(np.int64)
+            self._codes.replace(codes)
+            self._minutiae.replace(minutiae)
+            self._code_start.replace(np.concatenate([[0], np.cumsum(code_counts)[:-1]]).astype(np.int64))
+            self._minutia_start.replace(np.concatenate([[0], np.cumsum(minutia_counts)[:-1]]).astype(np.int64))
+            for column in (self._code_count, self._minutia_count, self._geometry, self._position, self._alive):
+                column.replace(column.view[keep])
+            self._ids = [self._ids[r] for r in keep]
+            self._rows_of = {}
+            for row, identity in enumerate(self._ids):
+                assert identity is not None
+                self._rows_of.setdefault(identity, []).append(row)
+            self._cache.clear()
+
+    # -- search -----------------------------------------------------------------------------------
+    def search(self, template: FingerprintTemplate, k: int = 10, *, position: int | None = None) -> list[Candidate]:
+        """The ``k`` enrolled fingers most similar to ``template``, best first.
+
+        Parameters
+        ----------
+        template : FingerprintTemplate
+            The probe finger.
+        k : int
+            Candidates to return (fewer if the index holds fewer fingers).
+        position : int, optional
+            Search only fingers enrolled with this ISO position (default: all fingers).
+
+        Returns
+        -------
+        list of Candidate
+            Ordered by full-matcher score, descending (ties in enrolment order).
+
+        Raises
+        ------
+        GalleryError
+            If the index is empty (``reason="empty"``).
+        TemplateFormatError, ConfigurationError
+            If ``template`` is not a template or ``k`` is not a positive integer.
+        """
+        template = _check_template(template, "template")
+        k = _check_count("k", k)
+        if position is not None:
+            position = _check_position(position)
+        with self._lock:
+            self._require_entries()
+            rows, scores = self._search_rows(template, max(k, self.params.shortlist), self._eligible(position))
+            return [
+                Candidate(self._ids[r], float(s), int(self._position.view[r]))  # type: ignore[arg-type]
+                for r, s in zip(rows[:k], scores[:k])
+            ]
+
+    def search_many(self, templates: Sequence[FingerprintTemplate], k: int = 10) -> list[list[Candidate]]:
+        """:meth:`search` for each template; the same results as one call per template.
+
+        Examples
+        --------
+        >>> from ektp_biometrics import synth
+        >>> prints = synth.templates(3, 2, seed=5)
+        >>> index = FingerprintIndex(threads=1)
+        >>> index.add(["x", "y", "z"], [prints.template(0), prints.template(2), prints.template(4)])
+        >>> [found[0].id for found in index.search_many([prints.template(1), prints.template(5)], k=1)]
+        ['x', 'z']
+        """
+        templates = [_check_template(t, f"templates[{n}]") for n, t in enumerate(_as_list(templates, "templates"))]
+        k = _check_count("k", k)
+        return [self.search(t, k) for t in templates]
+
+    def search_person(self, probes: Mapping[int, FingerprintTemplate], k: int = 10) -> list[PersonCandidate]:
+        """The ``k`` enrolled persons (ids) best supported by several probe fingers together.
+
+        Each probe finger is searched among the enrolled fingers of its position (all fingers
+        when its position is 0); every id shortlisted by any probe finger is then compared in
+        full on every probe finger, taking its best enrolled finger of that position.
+
+        Fusion rule: a person's score is the sum over probe fingers of ``-log10(fmr_at(s))``,
+        where ``s`` is that finger's full-matcher score and :func:`~ektp_biometrics.fingerprint.match.fmr_at`
+        the false match rate measured on real impostor pairs: the evidence of independent
+        fingers adds up, a score no impostor reaches counts for a lot, and chance-level scores
+        (FMR near 1) count for nothing, so one strong finger outranks several weak ones.  Ties
+        are broken by the sum of the raw scores, then by enrolment order.
+
+        Parameters
+        ----------
+        probes : mapping of int to FingerprintTemplate
+            ISO finger position (0..10) to template.
+        k : int
+
+        Returns
+        -------
+        list of PersonCandidate
+
+        Examples
+        --------
+        >>> from ektp_biometrics import synth
+        >>> prints = synth.templates(6, 2, seed=9)    # fingers 1..6, impressions 1 and 2
+        >>> index = FingerprintIndex(threads=1)
+        >>> people = ["ani", "ani", "budi", "budi", "citra", "citra"]
+        >>> index.add(people, [prints.template(i) for i in range(0, 12, 2)], positions=[2, 7] * 3)
+        >>> best = index.search_person({2: prints.template(5), 7: prints.template(7)}, k=2)
+        >>> best[0].id, [p for p, _ in best[0].finger_scores]
+        ('budi', [2, 7])
+        """
+        if not isinstance(probes, Mapping) or not probes:
+            raise ConfigurationError("probes must be a non-empty mapping of finger position to FingerprintTemplate")
+        fingers = {_check_position(p): _check_template(t, f"probes[{p}]") for p, t in probes.items()}
+        k = _check_count("k", k)
+        with self._lock:
+            self._require_entries()
+            prepared = {p: prepare(t, self.params.match_params) for p, t in fingers.items()}
+            candidates: dict[str, None] = {}
+            for p, t in fingers.items():
+                rows, _ = self._search_rows(t, max(k, self.params.shortlist), self._eligible(p or None), prepared[p])
+                for r in rows:
+                    candidates.setdefault(self._ids[r], None)  # type: ignore[arg-type]
+            people = list(candidates)
+            pairs = [
+                (n, p, r)
+                for n, person in enumerate(people)
+                for p in fingers
+                for r in self._rows_of[person]
+                if p == 0 or self._position.view[r] == p
+            ]
+            best = np.zeros((len(people), len(fingers)))
+            column = {p: c for c, p in enumerate(fingers)}
+            for p in fingers:
+                mine = [(n, r) for n, q, r in pairs if q == p]
+                scores = self._full_scores(prepared[p], np.array([r for _, r in mine], dtype=np.int64))
+                for (n, _), s in zip(mine, scores):
+                    best[n, column[p]] = max(best[n, column[p]], s)
+            evidence = np.array([[-math.log10(fmr_at(float(s))) for s in row] for row in best]).reshape(best.shape)
+            fused = evidence.sum(axis=1) + 0.0  # + 0.0 turns -0.0 into 0.0
+            order = sorted(range(len(people)), key=lambda n: (-fused[n], -best[n].sum(), self._rows_of[people[n]][0]))
+            return [
+                PersonCandidate(people[n], float(fused[n]), tuple((p, float(best[n, column[p]])) for p in fingers))
+                for n in order[:k]
+            ]
+
+    # -- internals --------------------------------------------------------------------------------
+    def _require_entries(self) -> None:
+        if self._live == 0:
+            raise GalleryError("the index is empty; add templates before searching", reason="empty")
+
+    def _eligible(self, position: int | None) -> np.ndarray:
+        alive = self._alive.view
+        if position is None:
+            return alive
+        return alive & (self._position.view == position)
+
+    def _map(self, work: Callable[[_T], object], items: Sequence[_T]) -> list:
+        """``[work(i) for i in items]``, spread over the index's threads (the kernels release the GIL)."""
+        if self.threads == 1 or len(items) < 2:
+            return [work(i) for i in items]
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            return list(pool.map(work, items))
+
+    def _first_stage(self, template: FingerprintTemplate, keep: int, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the ``keep`` best first-stage scores among eligible fingers, best first."""
+        probe = _codes(template, self.params, self.params.max_probe_codes)
+        n = eligible.shape[0]
+        chunk = max(1, min(self.params.chunk_fingers, -(-n // self.threads)))
+        bounds = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
+        codes, start, count = self._codes.view, self._code_start.view, self._code_count.view
+        floor = self.params.similarity_floor
+        parts = self._map(
+            lambda b: kernels._rank_chunk(probe, codes, start, count, eligible, b[0], b[1], floor, keep), bounds
+        )
+        rows = np.concatenate([p[0] for p in parts])
+        scores = np.concatenate([p[1] for p in parts])
+        order = np.lexsort((rows, -scores))[:keep]
+        return rows[order], scores[order]
+
+    def _search_rows(
+        self, template: FingerprintTemplate, keep: int, eligible: np.ndarray, prepared: MatchTemplate | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rows, _ = self._first_stage(template, keep, eligible)
+        if prepared is None:
+            prepared = prepare(template, self.params.match_params)
+        scores = self._full_scores(prepared, rows)
+        order = np.lexsort((rows, -scores))
+        return rows[order], scores[order]
+
+    def _template(self, row: int) -> FingerprintTemplate:
+        start = int(self._minutia_start.view[row])
+        width, height, resolution = (int(v) for v in self._geometry.view[row])
+        minutiae = self._minutiae.view[start : start + int(self._minutia_count.view[row])]
+        return FingerprintTemplate(width, height, minutiae, resolution=resolution)
+
+    def _full_scores(self, probe: MatchTemplate, rows: np.ndarray) -> np.ndarray:
+        """Full-matcher scores of the probe against the given rows, preparing them (or taking them from the cache)."""
+        if rows.size == 0:
+            return np.zeros(0)
+        prepared: dict[int, MatchTemplate] = {}
+        missing = []
+        for r in rows.tolist():
+            hit = self._cache.get(r)
+            if hit is None:
+                missing.append(r)
+            else:
+                self._cache.move_to_end(r)
+                prepared[r] = hit
+        made = self._map(lambda r: prepare(self._template(r), self.params.match_params), missing)
+        for r, t in zip(missing, made):
+            prepared[r] = t
+            if self.params.cache_size:
+                self._cache[r] = t
+        while len(self._cache) > self.params.cache_size:
+            self._cache.popitem(last=False)
+        gallery = [prepared[r] for r in rows.tolist()]
+        chunk = -(-len(gallery) // self.threads)
+        parts = self._map(
+            lambda lo: match_many(probe, gallery[lo : lo + chunk], self.params.match_params), list(range(0, len(gallery), chunk))
+        )
+        return np.concatenate(parts)
+
+
+def _as_list(values: object, name: str) -> list:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ConfigurationError(f"{name} must be a sequence, got {type(values).__name__}")
+    return list(values)
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + c)`` for each pair, as one index array."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    step = np.ones(total, dtype=np.int64)
+    nonempty = counts > 0
+    first = ends[nonempty] - counts[nonempty]
+    step[first[1:]] = starts[nonempty][1:] - (starts[nonempty][:-1] + counts[nonempty][:-1]) + 1
+    step[0] = starts[nonempty][0]
+    return np.cumsum(step)
+

@@ -1,0 +1,108 @@
+"""Tunables of the 1:N fingerprint index, in one frozen dataclass with units and provenance.
+
+The first stage follows Cappelli, Ferrara and Maltoni, *Fingerprint indexing based on Minutia
+Cylinder-Code*, IEEE TPAMI 33(5):1051-1057, 2011 ("MCC indexing"): every valid cylinder is
+reduced to a short bit code sampled from its binary cylinder (a locality-sensitive hash of the
+Hamming space), and gallery fingers are ranked by how well the probe's codes find close codes
+among theirs.  Values chosen by our own measurement name the run
+(``benchmarks/bench_index.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .._params import check_numeric_fields
+from ..errors import ConfigurationError
+from .match_params import DEFAULT_MATCH_PARAMETERS, MatchParameters
+
+__all__ = ["IndexParameters", "DEFAULT_INDEX_PARAMETERS"]
+
+
+@dataclass(frozen=True)
+class IndexParameters:
+    """Every constant of :class:`ektp_biometrics.fingerprint.index.FingerprintIndex`.
+
+    Examples
+    --------
+    >>> p = IndexParameters()
+    >>> p.code_bits, p.shortlist >= 1
+    (64, True)
+    >>> IndexParameters(code_bits=100)
+    Traceback (most recent call last):
+    ...
+    ektp_biometrics.errors.ConfigurationError: code_bits must be 64 or 128, got 100
+    """
+
+    # -- first stage: cylinder codes (MCC indexing) ---------------------------------------------
+    #: Bits of one cylinder code, sampled from its binary cylinder (64 or 128).  MCC indexing
+    #: samples h bits per hash; 64 fits one machine word, one popcount per code pair.
+    code_bits: int = 64
+    #: Codes are sampled from cells whose centre lies within this fraction of the cylinder
+    #: radius: inner cells are valid in almost every valid cylinder, so a code rarely holds the
+    #: zeros of cells outside the print.  Our choice (0.75 R = 52.5 pixels at 500 dpi).
+    code_radius_fraction: float = 0.75
+    #: Seed of the fixed draw of sampled (cell, direction bin) positions.  Any fixed value; the
+    #: index stores codes, so changing it needs a rebuild (it is part of :attr:`FingerprintIndex.digest`).
+    code_seed: int = 20110501
+    #: A code bit is set where the cell's summed minutia contribution reaches this (MCC's mu_psi
+    #: is 0.01, which sets only 8% of the bits).  0.001 sets about 35% and ranked the exhaustive
+    #: matcher's best finger higher on the 7 real folders (first-stage top-50 hit rate 0.81 at
+    #: 0.01, 0.91 at 0.003 .. 0.001; ``benchmarks/bench_index.py --tune``).
+    code_cell_threshold: float = 0.001
+    #: Codes kept per enrolled finger, the most central minutiae first (bytes per finger are
+    #: ``code_bits / 8`` times this).  MCC indexing keeps all; 48 bounds the first stage at 384
+    #: bytes per finger (top-50 hit rate 0.91 at 32, 0.94 at 64 codes on the real folders).
+    max_gallery_codes: int = 48
+    #: Codes of a probe finger used in the first stage (its cost grows linearly with this).
+    max_probe_codes: int = 64
+    #: A probe code adds ``max(0, best agreeing bits - floor)`` to a gallery finger's first-stage
+    #: score, bits.  Unrelated codes agree on about 35 of 64 bits, so the floor keeps chance
+    #: agreements from adding up; 44 of 39, 44, 48 ranked best on the 7 real folders.
+    similarity_floor: int = 44
+    #: Fingers the first stage passes to the full matcher, per probe finger.  The real-data run
+    #: (docs/identification.md) measures how often the index's rank-1 equals the exhaustive
+    #: matcher's at this size; each shortlisted finger costs one ``prepare`` (about 5 ms) unless cached.
+    shortlist: int = 100
+
+    # -- resources ----------------------------------------------------------------------------------
+    #: Prepared templates kept in the least-recently-used cache (one is roughly 100-200 kB).
+    cache_size: int = 256
+    #: Gallery fingers per thread task of the first stage.
+    chunk_fingers: int = 32768
+
+    #: Parameters of the full matcher (and of the cylinders the codes are sampled from).
+    match_params: MatchParameters = field(default=DEFAULT_MATCH_PARAMETERS)
+
+    def __post_init__(self) -> None:
+        def need(name: str, ok: bool, what: str) -> None:
+            if not ok:
+                raise ConfigurationError(f"{name} must be {what}, got {getattr(self, name)!r}")
+
+        for name in (
+            "code_bits", "code_seed", "max_gallery_codes", "max_probe_codes", "similarity_floor", "shortlist",
+            "cache_size", "chunk_fingers",
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigurationError(f"{name} must be an integer, got {value!r}")
+        check_numeric_fields(self)
+        need("code_bits", self.code_bits in (64, 128), "64 or 128")
+        need("code_cell_threshold", self.code_cell_threshold > 0, "positive")
+        need("code_radius_fraction", 0.2 <= self.code_radius_fraction <= 1.0, "in [0.2, 1]")
+        need("max_gallery_codes", 1 <= self.max_gallery_codes <= 255, "between 1 and 255")
+        need("max_probe_codes", 1 <= self.max_probe_codes <= 255, "between 1 and 255")
+        need("similarity_floor", 0 <= self.similarity_floor < self.code_bits, "in [0, code_bits)")
+        need("shortlist", 1 <= self.shortlist <= 100_000, "between 1 and 100000")
+        need("chunk_fingers", self.chunk_fingers >= 1, "at least 1")
+        if not isinstance(self.match_params, MatchParameters):
+            raise ConfigurationError(f"match_params must be a MatchParameters, got {type(self.match_params).__name__}")
+
+    @property
+    def code_words(self) -> int:
+        """64-bit words per code."""
+        return self.code_bits // 64
+
+
+#: The parameters :class:`FingerprintIndex` uses unless told otherwise.
+DEFAULT_INDEX_PARAMETERS = IndexParameters()
