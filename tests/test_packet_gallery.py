@@ -193,6 +193,45 @@ def test_import_into_gallery_inserts_each_person_once_and_holds_planted_duplicat
     assert sorted(person.fingers) == [2, 7] and person.metadata["station_id"] == STATION_ID
 
 
+@pytest.mark.parametrize("batch_size", [1, 5])
+def test_batched_and_one_by_one_imports_end_alike(small, batch_size):
+    root, expected = small
+    run = f"batch-{batch_size}"
+    folder = fresh(root, run)
+    with Gallery.open(root / run / "gallery.db") as gallery:
+        report = packet.import_packets(folder, expected["center"], packet.StationRegistry(root / "stations.json"),
+                                       packet.GallerySink(gallery, expected["policy"]), root / run / "quarantine",
+                                       root / run / "state.db", batch_size=batch_size)  # fmt: skip
+    assert sorted(report.imported) == expected["originals"]
+    check_end_state(end_state(root, run), expected)
+
+
+def test_insert_many_decides_like_one_by_one_inserts(small, tmp_path):
+    """Re-enrollments of an enrolled person are both held naming it; in an empty gallery the first of a pair is enrolled."""
+    root, expected = small
+    station, center = expected["station"], expected["center"]
+    registry = packet.StationRegistry(root / "stations.json")
+    first, second = population(14, 21)[plantable(14, 21, 2)[0]]
+    rng = np.random.default_rng(9)
+
+    def record(templates):
+        return packet.open_packet(packet.build_packet(enrollment(templates, 1, rng), station, center.public_bytes())[1], center, registry)
+
+    enrolled, again, third = record(first), record(second), record(second)
+    with Gallery.open(tmp_path / "gallery.db") as gallery:
+        sink = packet.GallerySink(gallery, expected["policy"])
+        assert sink.insert(enrolled).outcome == "inserted"
+        outcomes = sink.insert_many([again, third])
+        assert [o.outcome for o in outcomes] == ["duplicate", "duplicate"]
+        assert [o.candidates[0]["person_id"] for o in outcomes] == [enrolled.packet_id] * 2
+        with pytest.raises(PacketError, match="twice"):
+            sink.insert_many([again, again])
+        assert gallery.ids() == [enrolled.packet_id]
+    with Gallery.open(tmp_path / "fresh.db") as gallery:  # the same pair in an empty gallery: the first is enrolled
+        outcomes = packet.GallerySink(gallery, expected["policy"]).insert_many([again, enrolled])
+        assert [o.outcome for o in outcomes] == ["inserted", "duplicate"] and outcomes[1].candidates[0]["person_id"] == again.packet_id
+
+
 def test_gallery_sink_is_idempotent_by_packet_id_and_refuses_a_foreign_person(small, tmp_path):
     root, expected = small
     station, center = expected["station"], expected["center"]

@@ -116,6 +116,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sink.add_argument("--accepted", type=Path, metavar="JSONL", help="stand-in sink: manifests as JSON lines, no dedup")
     _dedup_options(p)
     p.add_argument("--receipts", type=Path, default=None, metavar="FILE", help="write receipts for the stations (all runs so far)")
+    p.add_argument("--batch", type=int, default=32, metavar="N", help="packets deduplicated per gallery search pass (default 32)")
     p.set_defaults(handler=_import_command)
 
 
@@ -261,11 +262,11 @@ def _import_command(args: argparse.Namespace) -> int:
 
         policy = _policy(args)
         with Gallery.open(args.gallery) as gallery:
-            report = import_packets(args.folder, keys, registry, GallerySink(gallery, policy), args.quarantine, args.state)
+            report = import_packets(args.folder, keys, registry, GallerySink(gallery, policy), args.quarantine, args.state, batch_size=args.batch)
     else:
         if args.dedup_fmr is not None or args.dedup_threshold is not None:
             raise _usage("--dedup-fmr and --dedup-threshold need --gallery")
-        report = import_packets(args.folder, keys, registry, JsonLinesSink(args.accepted), args.quarantine, args.state)
+        report = import_packets(args.folder, keys, registry, JsonLinesSink(args.accepted), args.quarantine, args.state, batch_size=args.batch)
     if args.receipts is not None:
         write_receipts(args.state, args.receipts)
     _print(report.to_dict())

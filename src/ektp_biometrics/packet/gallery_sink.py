@@ -2,8 +2,8 @@
 
 A packet's person id is its packet id (an enrollment reference number, like MOSIP's RID): it is
 unique, known before anything is written, and the same on every retry, so inserting it is
-idempotent.  :meth:`GallerySink.insert`, under an exclusive lock shared by every importer of the
-gallery,
+idempotent.  :meth:`GallerySink.insert` (and :meth:`GallerySink.insert_many`, the same for a batch
+with one search pass), under an exclusive lock shared by every importer of the gallery,
 
 1. answers ``already_present`` when that person id is in the gallery (an importer was killed after
    the insert and before it marked the packet imported);
@@ -18,11 +18,12 @@ insert one of a pair of duplicates because neither saw the other.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import ConfigurationError, GalleryError, PacketError
 from .importer import ALREADY_PRESENT, DUPLICATE, INSERTED, SinkOutcome
@@ -166,23 +167,54 @@ class GallerySink:
 
     def insert(self, record: PersonRecord) -> SinkOutcome:
         """Insert the record's person unless it is there already or is a likely duplicate."""
-        person = person_from_record(record)
+        return self.insert_many([record])[0]
+
+    def insert_many(self, records: Sequence[PersonRecord]) -> list[SinkOutcome]:
+        """:meth:`insert` for several records, in order, with one search pass over the gallery.
+
+        The outcome is the same as inserting them one by one: a record is a duplicate when it
+        matches an enrolled person or an *earlier record of this batch that was inserted*.
+        """
+        persons = [person_from_record(record) for record in records]
+        if len({p.person_id for p in persons}) != len(persons):
+            raise PacketError("a batch holds the same packet twice", "bad-batch")
         with _ExclusiveLock(self.lock_path):
-            if person.person_id in self.gallery:
-                stored = self.gallery.get(person.person_id)
-                if stored.metadata.get("packet_id") != record.packet_id:
-                    raise PacketError(f"gallery person {person.person_id} exists but did not come from this packet", "conflicting-person")
-                return SinkOutcome(ALREADY_PRESENT)
-            report = self.gallery.dedup([person], **self.policy.search_arguments())
-            if report.pairs:
-                return SinkOutcome(DUPLICATE, candidates_of(report.pairs))
-            try:
-                self.gallery.insert(person, by=self.actor)
-            except GalleryError as exc:
-                if exc.reason == "exists":  # cannot happen under the lock unless someone bypassed it
-                    return SinkOutcome(ALREADY_PRESENT)
-                raise
-            return SinkOutcome(INSERTED)
+            outcomes: dict[str, SinkOutcome] = {}
+            for record, person in zip(records, persons):
+                if person.person_id in self.gallery:
+                    stored = self.gallery.get(person.person_id)
+                    if stored.metadata.get("packet_id") != record.packet_id:
+                        raise PacketError(f"gallery person {person.person_id} exists but did not come from this packet", "conflicting-person")
+                    outcomes[person.person_id] = SinkOutcome(ALREADY_PRESENT)
+            fresh = [p for p in persons if p.person_id not in outcomes]
+            report = self.gallery.dedup(fresh, **self.policy.search_arguments()) if fresh else None
+            against_gallery: dict[str, list] = {}
+            against_batch: dict[str, list] = {}
+            for pair in report.pairs if report is not None else []:
+                if pair.source == "batch":  # probe_id is the earlier record, candidate_id the later
+                    against_batch.setdefault(pair.candidate_id, []).append(pair)
+                else:
+                    against_gallery.setdefault(pair.probe_id, []).append(pair)
+            inserted: set[str] = set()
+            for person in fresh:
+                pairs = list(against_gallery.get(person.person_id, []))
+                for pair in against_batch.get(person.person_id, []):
+                    if pair.probe_id in inserted:  # the earlier record is enrolled now: it is the candidate
+                        pairs.append(dataclasses.replace(pair, probe_id=person.person_id, candidate_id=pair.probe_id, source="gallery"))
+                if pairs:
+                    pairs.sort(key=lambda p: (-p.score, p.candidate_id))
+                    outcomes[person.person_id] = SinkOutcome(DUPLICATE, candidates_of(pairs))
+                    continue
+                try:
+                    self.gallery.insert(person, by=self.actor)
+                except GalleryError as exc:
+                    if exc.reason != "exists":  # "exists" cannot happen under the lock unless someone bypassed it
+                        raise
+                    outcomes[person.person_id] = SinkOutcome(ALREADY_PRESENT)
+                    continue
+                inserted.add(person.person_id)
+                outcomes[person.person_id] = SinkOutcome(INSERTED)
+            return [outcomes[p.person_id] for p in persons]
 
 
 class _ExclusiveLock:

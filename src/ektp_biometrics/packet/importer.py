@@ -10,8 +10,9 @@ For each ``*.ektp`` file, in name order:
    :class:`PersonRecord` (any failure -> rejected);
 4. claim the packet id in the state database (one SQLite transaction; a claim held by a live
    importer makes this one skip the packet, a dead importer's claim is taken over);
-5. ``sink.insert(record)``; the sink is idempotent by packet id, so an importer killed between
-   5 and 6 re-inserts harmlessly on the next run; a deduplicating sink (the gallery's,
+5. ``sink.insert(record)`` (or ``sink.insert_many(records)`` for a batch of claimed records, in
+   file order); the sink is idempotent by packet id, so an importer killed between 5 and 6
+   re-inserts harmlessly on the next run; a deduplicating sink (the gallery's,
    :class:`~ektp_biometrics.packet.GallerySink`) may instead hold the record as a likely
    duplicate and name the enrolled candidates;
 6. mark the packet imported, with the sink's outcome (and candidates) in the state database.
@@ -54,6 +55,10 @@ ALREADY_PRESENT = "already_present"
 #: The sink held the record back as a likely duplicate of an enrolled person (adjudication needed).
 DUPLICATE = "duplicate"
 MAX_PACKET_BYTES = 256 * 1024 * 1024
+#: Records handed to a batch-capable sink at once: one gallery search pass per 32 packets keeps
+#: the search structures from being rebuilt after every insert (measured in benchmarks/bench_packet.py).
+DEFAULT_BATCH = 32
+MAX_BATCH = 1024
 #: A claim by an importer on another host is considered abandoned after this many seconds.
 CLAIM_LEASE_SECONDS = 600.0
 
@@ -340,6 +345,8 @@ def import_packets(
     sink: PacketSink,
     quarantine_dir: str | os.PathLike,
     state_db: str | os.PathLike,
+    *,
+    batch_size: int = DEFAULT_BATCH,
 ) -> ImportReport:
     """Import every packet in ``folder`` into ``sink``; see the module docstring for the steps.
 
@@ -355,6 +362,9 @@ def import_packets(
         Receives each validated record once.
     quarantine_dir, state_db : path
         Where rejected files go; the SQLite state file (WAL) shared by all importers.
+    batch_size : int
+        Validated, claimed records handed to a sink with ``insert_many`` at once (the gallery
+        sink deduplicates a batch in one search pass); 1 hands them over one by one.
 
     Returns
     -------
@@ -368,12 +378,21 @@ def import_packets(
         raise PacketError("center_keys must be a CenterKey or a non-empty list of them", "bad-key")
     if not isinstance(sink, PacketSink):
         raise PacketError("sink must have an insert(record) method", "bad-sink")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+        raise PacketError(f"batch_size must be an integer 1..{MAX_BATCH}, got {batch_size!r}", "bad-batch")
     report = ImportReport()
     state = _State(Path(state_db))
     _remove_stale_temporaries(quarantine)
     try:
+        pending: list[PersonRecord] = []
         for path in _packet_files(folder):
-            _import_one(path, keys, station_registry, sink, quarantine, state, report)
+            record = _validate_and_claim(path, keys, station_registry, quarantine, state, report)
+            if record is not None:
+                pending.append(record)
+            if len(pending) >= batch_size:
+                _deliver(pending, sink, state, report)
+                pending = []
+        _deliver(pending, sink, state, report)
     finally:
         state.close()
     log.info(
@@ -409,7 +428,8 @@ def _open_validated(data: bytes, keys: list[CenterKey], registry: Any, state: _S
     return header.packet_id, read_payload(payload, packet_id=header.packet_id, station_id=header.station_id, version=header.version)
 
 
-def _import_one(path: Path, keys: list[CenterKey], registry: Any, sink: PacketSink, quarantine: Path, state: _State, report: ImportReport) -> None:
+def _validate_and_claim(path: Path, keys: list[CenterKey], registry: Any, quarantine: Path, state: _State, report: ImportReport) -> PersonRecord | None:
+    """Steps 1-4 for one file: the validated record, claimed by this importer, or None (reported)."""
     try:
         size = path.stat().st_size
         if size > MAX_PACKET_BYTES:
@@ -417,7 +437,7 @@ def _import_one(path: Path, keys: list[CenterKey], registry: Any, sink: PacketSi
         else:
             data = path.read_bytes()
     except FileNotFoundError:
-        return  # quarantined by a concurrent importer
+        return None  # quarantined by a concurrent importer
     file_sha256 = hashlib.sha256(data).hexdigest()
     try:
         if size > MAX_PACKET_BYTES:
@@ -428,24 +448,39 @@ def _import_one(path: Path, keys: list[CenterKey], registry: Any, sink: PacketSi
         state.record_rejection(file_sha256, path.name, error)
         _quarantine(path, quarantine, file_sha256, error)
         report.rejected.append({"file": path.name, "reason": error.reason, "message": str(error)})
-        return
+        return None
     if record is None:
         report.already_imported.append(packet_id)
-        return
+        return None
     claim = state.claim(packet_id, file_sha256)
     if claim == "imported":
         report.already_imported.append(packet_id)
-        return
+        return None
     if claim == "busy":
         report.claimed_elsewhere.append(packet_id)
+        return None
+    return record
+
+
+def _deliver(records: list[PersonRecord], sink: PacketSink, state: _State, report: ImportReport) -> None:
+    """Steps 5-6 for claimed records, in order: hand them to the sink, then mark each imported."""
+    if not records:
         return
-    outcome = _normalize(sink.insert(record))
-    state.mark_imported(packet_id, outcome)
-    log.info("packet %s from station %s imported (%s)", packet_id, record.station_id, outcome.outcome)
-    if outcome.outcome == DUPLICATE:
-        report.duplicates.append({"packet_id": packet_id, "candidates": list(outcome.candidates)})
+    insert_many = getattr(sink, "insert_many", None)
+    if insert_many is not None and len(records) > 1:
+        answers = list(insert_many(records))
+        if len(answers) != len(records):
+            raise PacketError(f"the sink answered {len(answers)} outcomes for {len(records)} records", "bad-sink")
     else:
-        report.imported.append(packet_id)
+        answers = [sink.insert(record) for record in records]
+    for record, answer in zip(records, answers):
+        outcome = _normalize(answer)
+        state.mark_imported(record.packet_id, outcome)
+        log.info("packet %s from station %s imported (%s)", record.packet_id, record.station_id, outcome.outcome)
+        if outcome.outcome == DUPLICATE:
+            report.duplicates.append({"packet_id": record.packet_id, "candidates": list(outcome.candidates)})
+        else:
+            report.imported.append(record.packet_id)
 
 
 def _normalize(result: object) -> SinkOutcome:
