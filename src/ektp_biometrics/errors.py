@@ -128,3 +128,12 @@ __all__ += ["DatasetError"]
 
 class DatasetError(EktpError, ValueError):
     """A folder of evaluation images is missing, holds no image named as the protocol expects, or mixes namings."""
+
+
+# --- Enrollment station (ektp_biometrics.station) -----------------------------------------
+
+__all__ += ["StationBusy"]
+
+
+class StationBusy(EktpError, RuntimeError):
+    """The enrollment station is already running a session; wait for it to finish, then start the next."""
