@@ -354,3 +354,22 @@ def test_cli_assess_and_show(tmp_path, capsys):
     assert main(["face", "show", str(blank), "--out", str(picture)]) == 0
     drawn = cv2.imread(str(picture))
     assert drawn is not None and drawn.shape[1] > 640
+
+
+@pytest.mark.parametrize("quantize", [False, True])
+def test_batched_blas_path_equals_the_streaming_kernels(quantize):
+    """search_many on several probes (BLAS blocks) finds what one-probe searches (Numba kernels) find."""
+    from ektp_biometrics.face import index as index_module
+
+    rng = np.random.default_rng(12)
+    gallery = random_unit(rng, 3 * index_module._BLAS_BLOCK_ROWS + 17)
+    probes = gallery[[5, 4100, 9000, 12000, 3]] + 0.1 * random_unit(rng, 5)
+    index = FaceIndex(128, quantize=quantize, threads=2)
+    index.add_many(np.arange(len(gallery)), gallery)
+    batched = index.search_many(probes, k=7)
+    assert len(probes) >= index_module._BLAS_MIN_PROBES
+    for probe, hits in zip(probes, batched):
+        alone = index.search(probe, k=7)
+        assert [c.id for c in hits] == [c.id for c in alone]
+        assert [c.score for c in hits] == pytest.approx([c.score for c in alone], abs=1e-5)
+    assert [hits[0].id for hits in batched] == [5, 4100, 9000, 12000, 3]

@@ -75,3 +75,23 @@ def topk_int8(codes, code_scales, probes, start, stop, scores, rows):
                     if scores[p, j] < low:
                         low = scores[p, j]
                 floor[p] = low
+
+
+@numba.njit(cache=True, nogil=True)
+def topk_merge(block_scores, first_row, scores, rows):
+    """Offer block_scores (P, B), the scores of gallery rows first_row.. for P probes, to the top-k in scores/rows (P, k)."""
+    n_probes, n_rows = block_scores.shape
+    k = scores.shape[1]
+    for p in range(n_probes):
+        low = scores[p, 0]
+        for j in range(1, k):
+            if scores[p, j] < low:
+                low = scores[p, j]
+        for r in range(n_rows):
+            score = block_scores[p, r]
+            if score > low:
+                _offer(scores, rows, p, score, first_row + r)
+                low = scores[p, 0]
+                for j in range(1, k):
+                    if scores[p, j] < low:
+                        low = scores[p, j]
