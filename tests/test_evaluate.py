@@ -386,3 +386,10 @@ def test_benchmark_wrapper_keeps_its_json_fields(fvc_db1, cache_dir, tmp_path, c
     row = report["folders"]["fvc2002_db1_b"]
     assert set(module.FOLDER_FIELDS) <= set(row) and row["genuine_pairs"] == 280 and row["impostor_pairs"] == 2880
     assert report["pooled"]["eer"] == row["eer"] and "EER" in capsys.readouterr().out
+
+
+def test_module_examples_run():
+    import doctest
+
+    result = doctest.testmod(ev, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 10

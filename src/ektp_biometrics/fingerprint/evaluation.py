@@ -863,6 +863,7 @@ def evaluate(
     digest = extractor_digest(extraction_params)
     template_cache = TemplateCache(cache, digest) if cache is not None else None
 
+    _warm_up(match_params)
     results: list[FolderResult] = []
     prepared_by_folder: list[list[Any]] = []
     for folder in scanned:
@@ -969,6 +970,18 @@ def evaluate(
     if pooled_identification:
         report["pooled"]["identification"] = _identification(pooled, probe_labels, gallery_labels, params)
     return Evaluation(report, results, pooled, probe_labels, gallery_labels)
+
+
+def _warm_up(match_params: Any) -> None:
+    """Compile (or load from Numba's cache) the matching kernels now, so no folder's speed pays for it."""
+    from .match import match_many, prepare
+    from .template import make_minutiae
+
+    rng = np.random.default_rng(0)
+    rows, cols = rng.uniform(40, 260, (2, 30))
+    template = FingerprintTemplate(300, 300, make_minutiae(rows, cols, rng.uniform(0, 2 * np.pi, 30)))
+    prepared = prepare(template, match_params)
+    match_many(prepared, [prepared, prepared], match_params)
 
 
 def source_commit() -> str:
