@@ -33,10 +33,12 @@ from __future__ import annotations
 import math
 import os
 import threading
+import zipfile
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
@@ -47,7 +49,10 @@ from .index_params import DEFAULT_INDEX_PARAMETERS, IndexParameters
 from .match import MATCH_DPI, MatchTemplate, fmr_at, match_many, prepare
 from .template import MINUTIA_DTYPE, FingerprintTemplate
 
-__all__ = ["FingerprintIndex", "Candidate", "PersonCandidate", "MAX_ID_LENGTH"]
+__all__ = ["FingerprintIndex", "Candidate", "PersonCandidate", "fused_evidence", "MAX_ID_LENGTH", "INDEX_FORMAT_VERSION"]
+
+#: Version of the ``.npz`` layout written by :meth:`FingerprintIndex.save`.
+INDEX_FORMAT_VERSION = 1
 
 #: Longest accepted id, in characters (an e-KTP NIK has 16 digits; UUIDs have 36 characters).
 MAX_ID_LENGTH = 64
@@ -148,6 +153,24 @@ def _code_layout(params: IndexParameters) -> tuple[np.ndarray, np.ndarray, np.nd
     for array in arrays:
         array.flags.writeable = False
     return arrays
+
+
+def fused_evidence(scores: Iterable[float]) -> float:
+    """Evidence that several fingers belong to one person: the sum of ``-log10(fmr_at(score))``.
+
+    A finger whose score no impostor pair reached adds about 5.3 (the calibration table's
+    smallest rate, 5e-6); a chance-level score adds 0.  This is the fusion rule of
+    :meth:`FingerprintIndex.search_person`.
+
+    Examples
+    --------
+    >>> from ektp_biometrics.fingerprint.match import threshold
+    >>> strong_one = fused_evidence([0.9, 0.0])
+    >>> weak_three = fused_evidence([threshold(0.05)] * 3)
+    >>> strong_one > weak_three > 0.0
+    True
+    """
+    return float(sum(-math.log10(fmr_at(float(s))) for s in scores)) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def cylinder_codes(template: FingerprintTemplate, params: IndexParameters | None = None, limit: int | None = None) -> np.ndarray:
@@ -440,8 +463,8 @@ class FingerprintIndex:
             minutia_counts = self._minutia_count.view[keep].astype(np.int64)
             self._codes.replace(codes)
             self._minutiae.replace(minutiae)
-            self._code_start.replace(np.concatenate([[0], np.cumsum(code_counts)[:-1]]).astype(np.int64))
-            self._minutia_start.replace(np.concatenate([[0], np.cumsum(minutia_counts)[:-1]]).astype(np.int64))
+            self._code_start.replace(_starts(code_counts))
+            self._minutia_start.replace(_starts(minutia_counts))
             for column in (self._code_count, self._minutia_count, self._geometry, self._position, self._alive):
                 column.replace(column.view[keep])
             self._ids = [self._ids[r] for r in keep]
@@ -450,6 +473,108 @@ class FingerprintIndex:
                 assert identity is not None
                 self._rows_of.setdefault(identity, []).append(row)
             self._cache.clear()
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the index (compacted) as an uncompressed ``.npz``; returns the path.
+
+        The file holds the codes, so it can only be loaded with the same :class:`IndexParameters`.
+        """
+        path = Path(path)
+        with self._lock:
+            self.compact()
+            ids = "\n".join(i for i in self._ids if i is not None).encode("utf-8")
+            with open(path, "wb") as handle:
+                np.savez(
+                    handle,
+                    format_version=np.array(INDEX_FORMAT_VERSION, dtype=np.int32),
+                    params=np.frombuffer(repr(self.params).encode("utf-8"), dtype=np.uint8),
+                    ids=np.frombuffer(ids, dtype=np.uint8),
+                    position=self._position.view,
+                    code_count=self._code_count.view,
+                    codes=self._codes.view,
+                    minutia_count=self._minutia_count.view,
+                    minutiae=self._minutiae.view,
+                    geometry=self._geometry.view,
+                )
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, params: IndexParameters | None = None, *, threads: int | None = None) -> "FingerprintIndex":
+        """Read an index written by :meth:`save`.
+
+        Raises
+        ------
+        TemplateFormatError
+            If the file is not such an index, is of another version, or its arrays disagree.
+        ConfigurationError
+            If it was built with other parameters than ``params``.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> from ektp_biometrics import synth
+        >>> prints = synth.templates(3, 1, seed=2)
+        >>> index = FingerprintIndex(threads=1)
+        >>> index.add(["p", "q", "r"], list(prints))
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     again = FingerprintIndex.load(index.save(os.path.join(folder, "index.npz")), threads=1)
+        >>> len(again), again.search(prints.template(2), k=1) == index.search(prints.template(2), k=1)
+        (3, True)
+        """
+        index = cls(params, threads=threads)
+        try:
+            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+        except (OSError, ValueError, EOFError, TypeError, zipfile.BadZipFile) as exc:
+            raise TemplateFormatError(f"{path}: not a readable .npz index ({exc})") from exc
+        needed = {"format_version", "params", "ids", "position", "code_count", "codes", "minutia_count", "minutiae", "geometry"}
+        if not needed <= arrays.keys():
+            raise TemplateFormatError(f"{path}: missing arrays {sorted(needed - arrays.keys())}")
+        if arrays["format_version"].shape != () or int(arrays["format_version"]) != INDEX_FORMAT_VERSION:
+            raise TemplateFormatError(f"{path}: index format version {arrays['format_version']!r}, this library reads {INDEX_FORMAT_VERSION}")
+        if arrays["params"].tobytes() != repr(index.params).encode("utf-8"):
+            raise ConfigurationError(f"{path} was built with other IndexParameters; build it again or load it with those")
+        try:
+            text = arrays["ids"].astype(np.uint8).tobytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TemplateFormatError(f"{path}: the ids are not UTF-8 text") from exc
+        ids = text.split("\n") if text else []
+        n = len(ids)
+        code_count, minutia_count = arrays["code_count"], arrays["minutia_count"]
+        ok = (
+            all(arrays[name].shape[:1] == (n,) for name in ("position", "code_count", "minutia_count", "geometry"))
+            and code_count.dtype == np.uint8 and minutia_count.dtype == np.uint8
+            and arrays["position"].dtype == np.uint8 and (n == 0 or int(arrays["position"].max()) <= 10)
+            and arrays["codes"].dtype == np.uint64 and arrays["codes"].shape[1:] == (index.params.code_words,)
+            and arrays["codes"].shape[0] == int(code_count.sum(dtype=np.int64))
+            and arrays["minutiae"].dtype == MINUTIA_DTYPE and arrays["minutiae"].shape[0] == int(minutia_count.sum(dtype=np.int64))
+            and arrays["geometry"].dtype == np.uint16 and arrays["geometry"].shape[1:] == (3,)
+        )  # fmt: skip
+        if not ok:
+            raise TemplateFormatError(f"{path}: arrays of the index are inconsistent")
+        keys: set[tuple[str, int]] = set()
+        for i, p in zip(ids, arrays["position"].tolist()):
+            try:
+                _check_id(i)
+            except GalleryError as exc:
+                raise TemplateFormatError(f"{path}: {exc}") from exc
+            if (i, p) in keys:
+                raise TemplateFormatError(f"{path}: id {i!r} with finger position {p} appears twice")
+            keys.add((i, p))
+        index._codes.replace(arrays["codes"])
+        index._minutiae.replace(arrays["minutiae"])
+        index._code_start.replace(_starts(code_count))
+        index._minutia_start.replace(_starts(minutia_count))
+        for column, name in ((index._code_count, "code_count"), (index._minutia_count, "minutia_count"),
+                             (index._geometry, "geometry"), (index._position, "position")):  # fmt: skip
+            column.replace(arrays[name])
+        index._alive.replace(np.ones(n, dtype=np.bool_))
+        index._ids = list(ids)
+        for row, identity in enumerate(ids):
+            index._rows_of.setdefault(identity, []).append(row)
+        index._live = n
+        return index
 
     # -- search -----------------------------------------------------------------------------------
     def search(self, template: FingerprintTemplate, k: int = 10, *, position: int | None = None) -> list[Candidate]:
@@ -566,8 +691,7 @@ class FingerprintIndex:
                 scores = self._full_scores(prepared[p], np.array([r for _, r in mine], dtype=np.int64))
                 for (n, _), s in zip(mine, scores):
                     best[n, column[p]] = max(best[n, column[p]], s)
-            evidence = np.array([[-math.log10(fmr_at(float(s))) for s in row] for row in best]).reshape(best.shape)
-            fused = evidence.sum(axis=1) + 0.0  # + 0.0 turns -0.0 into 0.0
+            fused = np.array([fused_evidence(row) for row in best.tolist()])
             order = sorted(range(len(people)), key=lambda n: (-fused[n], -best[n].sum(), self._rows_of[people[n]][0]))
             return [
                 PersonCandidate(people[n], float(fused[n]), tuple((p, float(best[n, column[p]])) for p in fingers))
@@ -656,6 +780,12 @@ def _as_list(values: object, name: str) -> list:
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise ConfigurationError(f"{name} must be a sequence, got {type(values).__name__}")
     return list(values)
+
+
+def _starts(counts: np.ndarray) -> np.ndarray:
+    """Start of each run in a concatenation of runs of the given lengths."""
+    counts = counts.astype(np.int64)
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if counts.size else np.zeros(0, np.int64)
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

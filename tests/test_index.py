@@ -1,0 +1,352 @@
+"""Tests of the 1:N fingerprint index: kernels against obvious versions, search against the exhaustive matcher."""
+
+from __future__ import annotations
+
+import doctest
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ektp_biometrics import synth
+from ektp_biometrics.errors import ConfigurationError, GalleryError, TemplateFormatError
+from ektp_biometrics.fingerprint import _index_kernels as kernels
+from ektp_biometrics.fingerprint import index as index_module
+from ektp_biometrics.fingerprint import index_params
+from ektp_biometrics.fingerprint.extract import extract_file
+from ektp_biometrics.fingerprint.index import (
+    Candidate,
+    FingerprintIndex,
+    _code_layout,
+    cylinder_codes,
+    fused_evidence,
+)
+from ektp_biometrics.fingerprint.index_params import IndexParameters
+from ektp_biometrics.fingerprint.match import match_many, prepare, threshold
+from ektp_biometrics.fingerprint.match_params import DEFAULT_MATCH_PARAMETERS
+from ektp_biometrics.fingerprint.template import FingerprintTemplate, make_minutiae
+
+#: Real folders used here (two FVC sets: 20 fingers x 8 impressions, about 3 s to extract).
+REAL_FOLDERS = ("fvc2000_db1_b", "fvc2002_db1_b")
+
+
+@pytest.fixture(scope="module")
+def prints() -> synth.TemplateSet:
+    """60 synthetic fingers, 2 impressions each (impression 1 at even, 2 at odd positions)."""
+    return synth.templates(60, 2, seed=20260101)
+
+
+@pytest.fixture(scope="module")
+def real(data_root: Path) -> tuple[list[FingerprintTemplate], list[str], list[FingerprintTemplate]]:
+    """Gallery (impression 1 of each finger), its ids, and probes (every other impression) of REAL_FOLDERS."""
+    gallery, ids, probes = [], [], []
+    for name in REAL_FOLDERS:
+        folder = data_root / "fingerprints" / name
+        if not folder.is_dir():
+            pytest.skip(f"real folder {folder} not found")
+        for path in sorted(folder.glob("*.tif")):
+            finger, impression = re.fullmatch(r"(\d+)_(\d+)", path.stem).groups()  # type: ignore[union-attr]
+            template = extract_file(path)
+            if impression == "1":
+                gallery.append(template)
+                ids.append(f"{name}/{finger}")
+            else:
+                probes.append(template)
+    return gallery, ids, probes
+
+
+# -- kernels against obvious versions ----------------------------------------------------------------
+
+
+def test_codes_are_the_binary_cylinder_at_the_sampled_positions(prints):
+    """With the matcher's own threshold a code is prepare()'s binary cylinder, bit for bit."""
+    params = IndexParameters(code_cell_threshold=DEFAULT_MATCH_PARAMETERS.cell_threshold)
+    _, _, sample_cell, sample_bin = _code_layout(params)
+    bit = sample_cell * DEFAULT_MATCH_PARAMETERS.direction_bins + sample_bin
+    compared = differing = 0
+    for i in range(0, 40, 4):
+        template = prints.template(i)
+        codes = cylinder_codes(template, params, limit=255)
+        words = prepare(template).words
+        assert codes.shape[0] == words.shape[0]  # the same cylinders are valid
+        cylinder = (words[:, bit // 64] >> (bit % 64).astype(np.uint64)) & np.uint64(1)
+        sampled = (codes[:, np.arange(64) // 64] >> (np.arange(64) % 64).astype(np.uint64)) & np.uint64(1)
+        compared += cylinder.size
+        differing += int((cylinder != sampled).sum())
+    assert compared > 1000
+    assert differing <= compared // 1000  # float rounding at the threshold may flip a rare bit
+
+
+def naive_first_stage(probe: np.ndarray, gallery: list[np.ndarray], floor: int) -> np.ndarray:
+    """Loop version of the first-stage score (64-bit codes)."""
+    scores = []
+    for codes in gallery:
+        total = 0
+        for p in probe[:, 0].tolist():
+            best = max((64 - bin(p ^ g).count("1") for g in codes[:, 0].tolist()), default=0)
+            total += max(0, best - floor)
+        scores.append(total)
+    return np.array(scores)
+
+
+@pytest.mark.parametrize("keep", [1, 7, 30])
+def test_rank_chunk_matches_naive(prints, keep):
+    gallery = [cylinder_codes(prints.template(i)) for i in range(0, 120, 2)]
+    probe = cylinder_codes(prints.template(3), limit=64)
+    expected = naive_first_stage(probe, gallery, 44)
+    counts = np.array([g.shape[0] for g in gallery], dtype=np.uint8)
+    starts = np.concatenate([[0], np.cumsum(counts.astype(np.int64))[:-1]])
+    codes = np.concatenate(gallery)
+    eligible = np.ones(len(gallery), dtype=np.bool_)
+    eligible[5] = False
+    rows, scores, compared = kernels._rank_chunk(probe, codes, starts, counts, eligible, 0, len(gallery), 44, keep)
+    assert compared == len(gallery) - 1
+    order = sorted((-s, r) for r, s in enumerate(expected.tolist()) if r != 5)[:keep]
+    assert rows.tolist() == [r for _, r in order]
+    assert scores.tolist() == [-s for s, _ in order]
+
+
+def test_128_bit_codes_rank_like_naive(prints):
+    params = IndexParameters(code_bits=128, similarity_floor=88)
+    gallery = [cylinder_codes(prints.template(i), params) for i in range(0, 40, 2)]
+    probe = cylinder_codes(prints.template(1), params, limit=64)
+    counts = np.array([g.shape[0] for g in gallery], dtype=np.uint8)
+    starts = np.concatenate([[0], np.cumsum(counts.astype(np.int64))[:-1]])
+    rows, scores, _ = kernels._rank_chunk(
+        probe, np.concatenate(gallery), starts, counts, np.ones(20, np.bool_), 0, 20, 88, 20
+    )
+    naive = []
+    for g in gallery:
+        total = 0
+        for p in probe:
+            best = max(128 - sum(bin(int(a) ^ int(b)).count("1") for a, b in zip(p, q)) for q in g)
+            total += max(0, best - 88)
+        naive.append(total)
+    assert dict(zip(rows.tolist(), scores.tolist())) == dict(enumerate(naive))
+
+
+# -- search against the exhaustive matcher on real data -----------------------------------------------
+
+
+def exhaustive(probe: FingerprintTemplate, gallery_prepared: list, ids: list[str]) -> list[tuple[str, float]]:
+    scores = match_many(prepare(probe), gallery_prepared)
+    order = sorted(range(len(ids)), key=lambda i: (-scores[i], i))
+    return [(ids[i], float(scores[i])) for i in order]
+
+
+def test_search_equals_exhaustive_top_k_when_the_shortlist_covers_the_gallery(real):
+    gallery, ids, probes = real
+    index = FingerprintIndex(threads=2)  # default shortlist (100) >= 20 fingers
+    index.add(ids, gallery)
+    prepared = [prepare(t) for t in gallery]
+    for probe in probes[::7]:
+        found = index.search(probe, k=5)
+        assert [(c.id, c.score) for c in found] == exhaustive(probe, prepared, ids)[:5]
+
+
+def test_small_shortlist_keeps_exact_scores_and_most_rank_1(real):
+    """A shortlist of 5 of 40 fingers: scores stay exact; rank-1 agrees on most real probes."""
+    gallery, ids, probes = real
+    index = FingerprintIndex(IndexParameters(shortlist=5), threads=2)
+    index.add(ids, gallery)
+    prepared = [prepare(t) for t in gallery]
+    agree = 0
+    chosen = probes[::3]
+    for probe in chosen:
+        truth = dict(exhaustive(probe, prepared, ids))
+        found = index.search(probe, k=3)
+        assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+        assert all(c.score == truth[c.id] for c in found)
+        agree += found[0].score == max(truth.values())
+    # Measured 45 of 47 (0.96) on these folders (40 fingers); a first stage no better than chance gives ~1/8.
+    assert agree / len(chosen) >= 0.85
+
+
+# -- threads, add/remove, persistence -------------------------------------------------------------------
+
+
+def test_threads_do_not_change_results(prints):
+    params = IndexParameters(shortlist=6, chunk_fingers=7)  # several chunks per thread
+    one, two = FingerprintIndex(params, threads=1), FingerprintIndex(params, threads=2)
+    ids = [f"f{i}" for i in range(60)]
+    for index in (one, two):
+        index.add(ids, [prints.template(2 * i) for i in range(60)])
+    for i in range(1, 40, 3):
+        assert one.search(prints.template(i), k=6) == two.search(prints.template(i), k=6)
+    assert one.search_many([prints.template(1), prints.template(9)], 4) == two.search_many(
+        [prints.template(1), prints.template(9)], 4
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 19)), min_size=1, max_size=25))
+def test_add_remove_agrees_with_a_fresh_index(operations):
+    pool = POOL
+    params = IndexParameters(shortlist=20, chunk_fingers=3)
+    index = FingerprintIndex(params, threads=2)
+    live: dict[str, int] = {}
+    for adding, n in operations:
+        name = f"id{n}"
+        if adding and name not in live:
+            index.add([name], [pool.template(2 * n)])
+            live[name] = n
+        elif not adding and name in live:
+            index.remove([name])
+            del live[name]
+        elif adding:
+            with pytest.raises(GalleryError):
+                index.add([name], [pool.template(2 * n)])
+        else:
+            with pytest.raises(GalleryError):
+                index.remove([name])
+        assert len(index) == len(live)
+        assert all(name in index for name in live)
+    if not live:
+        with pytest.raises(GalleryError, match="empty"):
+            index.search(pool.template(1))
+        return
+    fresh = FingerprintIndex(params, threads=1)
+    fresh.add(list(live), [pool.template(2 * n) for n in live.values()])
+    probe = pool.template(2 * next(iter(live.values())) + 1)
+    got = {c.id: c.score for c in index.search(probe, k=len(live))}
+    assert got == {c.id: c.score for c in fresh.search(probe, k=len(live))}
+    assert set(got) == set(live)
+    index.compact()
+    assert {c.id: c.score for c in index.search(probe, k=len(live))} == got
+
+
+POOL = synth.templates(20, 2, seed=77)
+
+
+def test_remove_then_compact_frees_memory(prints):
+    index = FingerprintIndex(threads=1)
+    index.add([f"f{i}" for i in range(60)], [prints.template(2 * i) for i in range(60)])
+    before = index.nbytes
+    index.remove([f"f{i}" for i in range(0, 60, 2)])
+    index.compact()
+    assert len(index) == 30 and index.nbytes < 0.6 * before
+    assert index.search(prints.template(3), k=1)[0].id == "f1"
+    assert all(c.id != "f2" for c in index.search(prints.template(5), k=30))
+
+
+def test_memory_per_finger_is_under_a_kilobyte(prints):
+    index = FingerprintIndex(threads=1)
+    index.add([f"f{i}" for i in range(60)], [prints.template(2 * i) for i in range(60)])
+    assert index.code_nbytes / len(index) <= 48 * 8 + 9
+    assert index.bytes_per_finger <= 1024
+
+
+def test_save_load_round_trip_and_damage(prints, tmp_path):
+    index = FingerprintIndex(threads=1)
+    index.add(["a", "b", "c"], [prints.template(0), prints.template(2), prints.template(4)], positions=[1, 1, 2])
+    index.remove(["b"])
+    path = index.save(tmp_path / "index.npz")
+    again = FingerprintIndex.load(path, threads=2)
+    assert len(again) == 2 and "b" not in again
+    assert again.search(prints.template(5), k=2) == index.search(prints.template(5), k=2)
+    with pytest.raises(ConfigurationError, match="other IndexParameters"):
+        FingerprintIndex.load(path, IndexParameters(shortlist=3))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(TemplateFormatError):
+        FingerprintIndex.load(tmp_path / "junk.npz")
+    data = dict(np.load(path))
+    data["code_count"] = data["code_count"][:1]
+    with open(tmp_path / "bad.npz", "wb") as handle:
+        np.savez(handle, **data)
+    with pytest.raises(TemplateFormatError, match="inconsistent"):
+        FingerprintIndex.load(tmp_path / "bad.npz")
+
+
+# -- several fingers per person ---------------------------------------------------------------------------
+
+
+def test_search_person_finds_the_person_and_fuses_evidence(prints):
+    index = FingerprintIndex(threads=2)
+    people = [f"person{i}" for i in range(20) for _ in range(2)]
+    # person i enrolls synthetic fingers 2i (as position 2) and 2i+1 (as position 7)
+    index.add(people, [prints.template(2 * f) for f in range(40)], positions=[2, 7] * 20)
+    probes = {2: prints.template(2 * 10 + 1), 7: prints.template(2 * 11 + 1)}  # person5's second impressions
+    found = index.search_person(probes, k=3)
+    assert found[0].id == "person5"
+    assert [p for p, _ in found[0].finger_scores] == [2, 7]
+    assert found[0].score == pytest.approx(fused_evidence(s for _, s in found[0].finger_scores))
+    assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+    # positions restrict the search: finger 7's probe never matches a position-2 finger
+    assert all(c.position == 7 for c in index.search(probes[7], k=5, position=7))
+
+
+def test_one_strong_finger_outranks_several_weak_ones():
+    strong = fused_evidence([0.9])
+    assert strong > fused_evidence([threshold(0.05)] * 3)
+    assert strong > fused_evidence([threshold(0.01)] * 2)
+    assert fused_evidence([0.0, 0.0]) == 0.0
+
+
+# -- errors -------------------------------------------------------------------------------------------------
+
+
+def test_typed_errors(prints):
+    index = FingerprintIndex(threads=1)
+    t = prints.template(0)
+    with pytest.raises(GalleryError, match="empty"):
+        index.search(t)
+    with pytest.raises(GalleryError, match="strings"):
+        index.add([7], [t])  # type: ignore[list-item]
+    for bad in ("", " x", "a" * 65, "line\nbreak"):
+        with pytest.raises(GalleryError):
+            index.add([bad], [t])
+    with pytest.raises(GalleryError, match="already enrolled"):
+        index.add(["x", "x"], [t, t])
+    assert len(index) == 0  # all or none
+    index.add(["x"], [t])
+    with pytest.raises(GalleryError, match="already enrolled") as caught:
+        index.add(["x"], [t])
+    assert caught.value.reason == "exists"
+    with pytest.raises(GalleryError, match="not enrolled") as caught:
+        index.remove(["y"])
+    assert caught.value.reason == "not-found"
+    with pytest.raises(TemplateFormatError):
+        index.add(["z"], ["not a template"])  # type: ignore[list-item]
+    with pytest.raises(TemplateFormatError):
+        index.search(b"\x00\x01")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        index.add(["z", "w"], [t])
+    with pytest.raises(ConfigurationError):
+        index.add(["z"], [t], positions=[11])
+    with pytest.raises(ConfigurationError):
+        index.add("z", [t])  # a string is not a sequence of ids
+    for k in (0, -1, True, 2.5, "3"):
+        with pytest.raises(ConfigurationError):
+            index.search(t, k=k)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        index.search_person({}, k=1)
+    with pytest.raises(ConfigurationError):
+        index.search_person({12: t})
+    with pytest.raises(ConfigurationError):
+        FingerprintIndex(threads=0)
+    with pytest.raises(ConfigurationError):
+        FingerprintIndex(params="fast")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        IndexParameters(similarity_floor=64)
+    with pytest.raises(ConfigurationError):
+        IndexParameters(shortlist=0)
+    assert len(index) == 1
+
+
+def test_template_without_minutiae_is_searchable(prints):
+    index = FingerprintIndex(threads=1)
+    empty = FingerprintTemplate(300, 300, make_minutiae([], [], []))
+    index.add(["empty", "real"], [empty, prints.template(0)])
+    found = index.search(empty, k=2)
+    assert [c.score for c in found] == [0.0, 0.0]
+    best = index.search(prints.template(1), k=1)
+    assert best == [Candidate("real", best[0].score, 0)] and best[0].score > 0.0
+
+
+@pytest.mark.parametrize("module", [index_module, index_params])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
