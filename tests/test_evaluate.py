@@ -363,6 +363,8 @@ def test_failed_extraction_counts_as_failure_to_enroll(fvc_db1, cache_dir, tmp_p
         (["{mixed}"], "mixes FVC names"),
         (["{data}/fingerprints/fvc2002_db1_b", "--threads", "0"], "--threads"),
         (["{data}/fingerprints/fvc2002_db1_b", "--limit-fingers", "1"], "at least two fingers"),
+        (["{data}/fingerprints/fvc2002_db1_b", "--limit-fingers", "0"], "positive integer"),
+        (["{data}/fingerprints/fvc2002_db1_b", "--cache", "{mixed}/1_1.tif"], "cannot be created"),
     ],
 )
 def test_cli_bad_input_exits_2_with_a_reason(data_root, tmp_path, capsys, arguments, message):

@@ -59,6 +59,8 @@ def _evaluate_command(args: argparse.Namespace) -> int:
             raise DatasetError("two folders share a name; reports label folders by name, so rename or drop one")
         if args.threads < 1:
             raise ConfigurationError(f"--threads must be at least 1, got {args.threads}")
+        if args.cache is not None:
+            evaluation.TemplateCache(args.cache, evaluation.extractor_digest())  # an unusable cache fails now
         args.report.mkdir(parents=True, exist_ok=True)
     except (DatasetError, ConfigurationError) as exc:
         print(f"ektp-bio evaluate: error: {exc}", file=sys.stderr)
