@@ -319,3 +319,12 @@ def test_one_full_enrollment_in_headless_chromium(chromium, tmp_path: Path) -> N
         assert _region_is_drawn(pixels, box), f"{name} region of the screenshot is empty"
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, SCREENSHOT)
+
+
+@pytest.mark.parametrize("name", ["ektp_biometrics.station", "ektp_biometrics.station.specs", "ektp_biometrics.station.runner", "ektp_biometrics.station.server"])
+def test_docstring_examples_run(name: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

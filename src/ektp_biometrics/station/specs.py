@@ -107,33 +107,37 @@ def parse_device_spec(text: str, kind: DeviceKind | str) -> DeviceSpec:
     driver, _, rest = text.strip().partition(":")
     if not _DRIVER_NAME.match(driver):
         raise ConfigurationError(f"device spec {text!r}: {driver!r} is not a driver name; expected DRIVER[:OPTION=VALUE,...]")
-    options: dict[str, Any] = {}
+    raw: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))) if rest else ():
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or not _OPTION_NAME.match(name):
             raise ConfigurationError(f"device spec {text!r}: {item!r} is not OPTION=VALUE (option names are lower_case)")
-        if name in options:
+        if name in raw:
             raise ConfigurationError(f"device spec {text!r}: option {name!r} is given twice")
-        options[name] = _convert(value.strip())
-    if driver == "simulated":
-        _check_simulated(text, options)
+        raw[name] = value.strip()
+    options = _check_simulated(text, raw) if driver == "simulated" else {name: _convert(value) for name, value in raw.items()}
     return DeviceSpec(kind, driver, options, text)
 
 
-def _check_simulated(text: str, options: dict[str, Any]) -> None:
-    for name, value in options.items():
+_TYPE_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+
+
+def _check_simulated(text: str, raw: dict[str, str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name, value in raw.items():
         if name not in SIMULATED_OPTIONS:
             raise ConfigurationError(f"device spec {text!r}: unknown simulated option {name!r}; known: {', '.join(SIMULATED_OPTIONS)}")
         wanted = SIMULATED_OPTIONS[name][0]
-        if wanted is float and isinstance(value, int) and not isinstance(value, bool):
-            options[name] = value = float(value)
-        if wanted is str and not isinstance(value, str):
-            options[name] = value = str(value)
-        if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
-            raise ConfigurationError(f"device spec {text!r}: option {name!r} needs a {wanted.__name__}, got {value!r}")
+        converted = value if wanted is str else _convert(value)  # text stays as typed (serial 0012)
+        if wanted is float and isinstance(converted, int) and not isinstance(converted, bool):
+            converted = float(converted)
+        if not isinstance(converted, wanted) or (wanted is not bool and isinstance(converted, bool)):
+            raise ConfigurationError(f"device spec {text!r}: option {name!r} needs {_TYPE_WORDS[wanted]}, got {value!r}")
+        options[name] = converted
     if "size" in options:
         _parse_size(text, options["size"])
+    return options
 
 
 def _parse_size(text: str, value: str) -> tuple[int, int]:
