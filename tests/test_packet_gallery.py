@@ -321,32 +321,42 @@ def imported_count(state_db: Path) -> int:
 
 
 def kill_and_resume(root: Path, run: str, kills: int, seed: int, threshold: list[str]) -> list[int]:
-    """SIGKILL successive ``ektp-bio packet import --gallery`` runs at random points, then resume twice.
+    """SIGKILL successive ``ektp-bio packet import --gallery --batch 4`` runs at random points, then resume twice.
 
     Each run is killed once the state holds a random number of further finished packets (about
-    total / kills on average) plus a random fraction of one packet's import time, so kills land
-    anywhere in a packet's pipeline: verification, dedup search, the gallery insert, the state
-    update, a quarantine move.  Returns the finished-packet counts at the kills.
+    total / kills on average) plus a random fraction of the time one batch takes (measured from
+    the gaps between finished batches seen so far), so kills land anywhere in a batch's pipeline:
+    verification and decryption, the dedup search, a gallery insert, the state update, a
+    quarantine move.  Batches of 4 keep the finished count moving in small steps, so the kills
+    spread over the whole import.  Returns the finished-packet counts at the kills.
     """
     folder = fresh(root, run)
     total = len(list(folder.glob("*.ektp")))
     rng = np.random.default_rng(seed)
-    command = [sys.executable, "-m", "ektp_biometrics.cli", *import_args(root, run, *threshold)]
+    command = [sys.executable, "-m", "ektp_biometrics.cli", *import_args(root, run, *threshold, "--batch", "4")]
     state_db = root / run / "state.db"
-    progress = []
-    per_packet = 0.05
+    progress: list[int] = []
+    gaps: list[float] = []
     for _ in range(kills):
         target = imported_count(state_db) + int(rng.integers(0, max(2, 2 * total // kills)))
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while process.poll() is None and imported_count(state_db) < target and time.monotonic() < deadline:
+        deadline = time.monotonic() + 300
+        seen, seen_at = imported_count(state_db), None
+        while process.poll() is None and seen < target and time.monotonic() < deadline:
             time.sleep(0.005)
-        time.sleep(float(rng.uniform(0.0, 1.5)) * per_packet)
+            count = imported_count(state_db)
+            if count != seen:
+                now = time.monotonic()
+                if seen_at is not None:
+                    gaps.append(now - seen_at)
+                seen, seen_at = count, now
+        batch_time = float(np.median(gaps)) if gaps else 0.2
+        time.sleep(float(rng.uniform(0.0, 1.5)) * batch_time)
         process.send_signal(signal.SIGKILL)
         process.wait()
         progress.append(imported_count(state_db))
     for _ in range(2):  # resume, then a second run that must change nothing
-        finished = subprocess.run(command, capture_output=True, timeout=600)
+        finished = subprocess.run(command, capture_output=True, timeout=900)
         assert finished.returncode in (0, 1) and finished.stdout, finished.stderr.decode()[-2000:]
     print(f"finished packets at each kill: {progress}")
     return progress
