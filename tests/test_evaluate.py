@@ -95,7 +95,7 @@ def test_det_curve_is_monotone_from_accept_all_to_reject_all(genuine, impostor):
 @settings(max_examples=150, deadline=None)
 @given(grid_scores, grid_scores)
 def test_rates_depend_only_on_the_order_of_scores(genuine, impostor):
-    warp = lambda s: np.exp(3 * np.asarray(s)) - 7.0  # strictly increasing  # noqa: E731
+    warp = lambda s: np.exp(3 * np.asarray(s)) - 7.0  # strictly increasing
     assert ev.equal_error_rate(warp(genuine), warp(impostor)) == pytest.approx(ev.equal_error_rate(genuine, impostor))
     assert ev.fnmr_at_fmr(warp(genuine), warp(impostor), 0.01) == pytest.approx(ev.fnmr_at_fmr(genuine, impostor, 0.01))
 

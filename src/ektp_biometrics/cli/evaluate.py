@@ -7,8 +7,9 @@ import contextlib
 import datetime
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 #: Files written into the ``--report`` folder.
 REPORT_JSON, SUMMARY_MD, DET_PNG, HISTOGRAM_PNG, SCORES_NPZ = "report.json", "summary.md", "det.png", "scores.png", "scores.npz"

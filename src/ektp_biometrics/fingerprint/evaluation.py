@@ -41,10 +41,12 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +88,7 @@ _FCJ_NAME = re.compile(r"([0-9]+)_([0-9]+)_([0-9]+)")
 _NAMING_EXAMPLES = {"fvc": "FINGER_IMPRESSION, e.g. 101_1.tif", "fcj": "PERSON_FINGER_IMPRESSION, e.g. 103_5_2.bmp"}
 
 #: ``progress(description, total)`` returns a context manager yielding ``update(count)``.
-ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
+ProgressFactory = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
 
 
 @dataclass(frozen=True)
@@ -697,12 +699,11 @@ def enroll(
             cache.put(data, *outcome)
         return i, outcome, False
 
-    with progress(f"extract {folder.name}", n) as update:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for i, outcome, hit in pool.map(work, range(n)):
-                results[i] = outcome
-                from_cache += hit
-                update(1)
+    with progress(f"extract {folder.name}", n) as update, ThreadPoolExecutor(max_workers=threads) as pool:
+        for i, outcome, hit in pool.map(work, range(n)):
+            results[i] = outcome
+            from_cache += hit
+            update(1)
     return Enrollment(
         templates=tuple(r[0] for r in results),
         errors={i: r[1] for i, r in enumerate(results) if r[0] is None and r[1] is not None},
@@ -1107,9 +1108,12 @@ def summary_markdown(report: dict[str, Any], images: dict[str, str] | None = Non
 
     lines = []
     if "commit" in report or "version" in report:
-        lines += [f"Produced by ektp_biometrics {report.get('version', '?')} at commit `{report.get('commit', 'unknown')}`"
-                  f" (extractor digest `{report.get('extractor_digest', '?')}`, matcher parameters digest "
-                  f"`{report.get('match_params_digest', '?')}`).", ""]  # fmt: skip
+        provenance = (
+            f"Produced by ektp_biometrics {report.get('version', '?')} at commit `{report.get('commit', 'unknown')}` "
+            f"(extractor digest `{report.get('extractor_digest', '?')}`, matcher parameters digest "
+            f"`{report.get('match_params_digest', '?')}`)."
+        )
+        lines += [provenance, ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, entry in report["folders"].items():
         lines.append(row(name, entry))
@@ -1119,15 +1123,19 @@ def summary_markdown(report: dict[str, Any], images: dict[str, str] | None = Non
     if ident:
         lines += [
             "",
-            f"Pooled identification: gallery of {ident['gallery']} fingers (the first impression of every finger of "
-            f"every folder), {ident['probes']} probes: rank-1 {_percent(ident.get('rank_1'))}, rank-10 "
-            f"{_percent(ident.get('rank_10'))}.",
+            (
+                f"Pooled identification: gallery of {ident['gallery']} fingers (the first impression of every finger "
+                f"of every folder), {ident['probes']} probes: rank-1 {_percent(ident.get('rank_1'))}, rank-10 "
+                f"{_percent(ident.get('rank_10'))}."
+            ),
         ]
     lines += [
         "",
-        f"Pooled verification: {pooled['genuine_pairs']:,} genuine and {pooled['impostor_pairs']:,} impostor pairs "
-        "(pairs within each folder). FTE = failure to enroll (images; each scores 0 against everything). "
-        "Rank-1/rank-10 in the folder rows: the gallery is that folder's first impressions.",
+        (
+            f"Pooled verification: {pooled['genuine_pairs']:,} genuine and {pooled['impostor_pairs']:,} impostor "
+            "pairs (pairs within each folder). FTE = failure to enroll (images; each scores 0 against everything). "
+            "Rank-1/rank-10 in the folder rows: the gallery is that folder's first impressions."
+        ),
     ]
     for title, image in (images or {}).items():
         lines += ["", f"![{title}]({image})"]
