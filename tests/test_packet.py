@@ -447,7 +447,11 @@ def test_no_key_or_biometric_bytes_reach_the_logs(keys, tmp_path, caplog):
 
 
 # -- docstrings ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["ektp_biometrics.packet", "ektp_biometrics.packet.cbeff", "ektp_biometrics.packet.payload", "ektp_biometrics.packet.registry"])
+@pytest.mark.parametrize("name", [
+    "ektp_biometrics.packet", "ektp_biometrics.packet.cbeff", "ektp_biometrics.packet.payload", "ektp_biometrics.packet.registry",
+    "ektp_biometrics.packet.importer", "ektp_biometrics.packet.gallery_sink", "ektp_biometrics.packet.station",
+    "ektp_biometrics.packet.session",
+])  # fmt: skip
 def test_docstring_examples_run(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0

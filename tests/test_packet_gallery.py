@@ -193,6 +193,39 @@ def test_import_into_gallery_inserts_each_person_once_and_holds_planted_duplicat
     assert sorted(person.fingers) == [2, 7] and person.metadata["station_id"] == STATION_ID
 
 
+def test_an_adjudicated_duplicate_is_released_into_the_gallery_once(small, capsys):
+    root, expected = small
+    folder = fresh(root, "release")
+    registry = packet.StationRegistry(root / "stations.json")
+    held, original = sorted(expected["planted"].items())[0]
+    with Gallery.open(root / "release" / "gallery.db") as gallery:
+        sink = packet.GallerySink(gallery, expected["policy"])
+        packet.import_packets(folder, expected["center"], registry, sink, root / "release" / "quarantine", root / "release" / "state.db")
+        with pytest.raises(PacketError) as error:
+            packet.release_duplicate(folder / f"{original}.ektp", expected["center"], registry, sink, root / "release" / "state.db", by="adj-1", note="x")
+        assert error.value.reason == "not-held"
+        with pytest.raises(PacketError) as error:
+            packet.release_duplicate(folder / f"{held}.ektp", expected["center"], registry, sink, root / "release" / "state.db", by="adj-1", note=" ")
+        assert error.value.reason == "bad-note"
+    args = ["packet", "release", str(folder / f"{held}.ektp"), "--center-key", str(root / "center.key"), "--registry", str(root / "stations.json"),
+            "--state", str(root / "release" / "state.db"), "--gallery", str(root / "release" / "gallery.db"), "--by", "adj-1",
+            "--note", "twins; different irises at the office", *cut(expected)]  # fmt: skip
+    assert cli_main(args) == 0
+    assert json.loads(capsys.readouterr().out) == {"outcome": "inserted", "not_duplicate_of": [original]}
+    assert cli_main(args) == 0  # a second release changes nothing
+    assert json.loads(capsys.readouterr().out)["outcome"] == "already_present"
+    with Gallery.open(root / "release" / "gallery.db", create=False) as gallery:
+        assert held in gallery and gallery.count() == len(expected["originals"]) + 1
+        assert [(d.decision, d.decided_by) for d in gallery.decisions(held)] == [("not-duplicate", "adj-1")]
+        assert [a.action for a in gallery.audit(held)][:1] == ["insert"]
+    summary = packet.import_summary(root / "release" / "state.db")
+    assert held in summary["imported"] and held not in {d["packet_id"] for d in summary["duplicates"]}
+    assert cli_main(["packet", "receipts", "--state", str(root / "release" / "state.db"), "--out", str(root / "release" / "receipts.json")]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert (counts["enrolled"], counts["duplicate"]) == (len(expected["originals"]) + 1, len(expected["planted"]) - 1)
+    assert packet.read_receipts(root / "release" / "receipts.json")["packets"][held] == {"outcome": "enrolled"}
+
+
 @pytest.mark.parametrize("batch_size", [1, 5])
 def test_batched_and_one_by_one_imports_end_alike(small, batch_size):
     root, expected = small

@@ -119,6 +119,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=32, metavar="N", help="packets deduplicated per gallery search pass (default 32)")
     p.set_defaults(handler=_import_command)
 
+    _release_parser(commands)
+
+    p = commands.add_parser("receipts", help="center: write the stations' receipts from the import state (all runs)")
+    p.add_argument("--state", type=Path, required=True, metavar="DB")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE")
+    p.set_defaults(handler=_receipts_command)
+
+
+def _release_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "release",
+        help="center: enroll a packet held as a duplicate after adjudication found a different person",
+        description="Verifies the packet again, inserts its person into the gallery, records not-duplicate "
+        "decisions for its candidates, and marks it enrolled in the import state (receipts say 'enrolled').",
+    )
+    p.add_argument("file", type=Path, help="the held packet (it stays in the import folder)")
+    p.add_argument("--center-key", type=Path, required=True, action="append", metavar="KEY")
+    p.add_argument("--registry", type=Path, required=True)
+    p.add_argument("--state", type=Path, required=True, metavar="DB")
+    p.add_argument("--gallery", type=Path, required=True, metavar="PATH")
+    p.add_argument("--by", required=True, metavar="ADJUDICATOR")
+    p.add_argument("--note", required=True, help="why the two are different persons")
+    _dedup_options(p)
+    p.set_defaults(handler=_release_command)
+
+
+def _release_command(args: argparse.Namespace) -> int:
+    from ..gallery import Gallery
+    from ..packet import GallerySink, StationRegistry, load_center_key, release_duplicate
+
+    keys = [load_center_key(path) for path in args.center_key]
+    with Gallery.open(args.gallery, create=False) as gallery:
+        outcome = release_duplicate(args.file, keys, StationRegistry(args.registry), GallerySink(gallery, _policy(args)), args.state, by=args.by, note=args.note)
+    _print({"outcome": outcome.outcome, "not_duplicate_of": [c["person_id"] for c in outcome.candidates]})
+    return 0
+
+
+def _receipts_command(args: argparse.Namespace) -> int:
+    from ..packet import write_receipts
+
+    if not args.state.is_file():
+        raise _usage(f"no import state at {args.state}")
+    document = write_receipts(args.state, args.out)
+    outcomes = [r["outcome"] for r in document["packets"].values()]
+    _print({"written": str(args.out), **{name: outcomes.count(name) for name in ("enrolled", "duplicate", "rejected")}})
+    return 0
+
 
 def _dedup_options(p: argparse.ArgumentParser) -> None:
     cut = p.add_mutually_exclusive_group()

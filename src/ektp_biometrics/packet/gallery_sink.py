@@ -216,6 +216,25 @@ class GallerySink:
                 outcomes[person.person_id] = SinkOutcome(INSERTED)
             return [outcomes[p.person_id] for p in persons]
 
+    def release(self, record: PersonRecord, *, by: str, note: str) -> SinkOutcome:
+        """Enroll a held duplicate after an adjudicator found it is a different person.
+
+        The person is inserted (audit by ``by``) and every current candidate pair is recorded as a
+        ``not-duplicate`` decision (:meth:`Gallery.decide`), so later searches do not flag the pair
+        again.  Idempotent: a person already in the gallery is ``already_present``, and the
+        decisions are recorded again for any candidate pair still reported (a release killed
+        between the insert and the decisions completes on the next call).
+        """
+        person = person_from_record(record)
+        with _ExclusiveLock(self.lock_path):
+            present = person.person_id in self.gallery
+            pairs = self.gallery.dedup([person], **self.policy.search_arguments()).pairs  # never pairs a person with itself
+            if not present:
+                self.gallery.insert(person, by=by)
+            for pair in pairs:
+                self.gallery.decide(person.person_id, pair.candidate_id, "not-duplicate", by=by, note=note)
+            return SinkOutcome(ALREADY_PRESENT if present else INSERTED, candidates_of(pairs))
+
 
 class _ExclusiveLock:
     """``flock`` on a lock file, held for the ``with`` block; released by the kernel if we die."""

@@ -44,7 +44,7 @@ from .outbox import PACKET_SUFFIX
 from .payload import PersonRecord, read_payload
 
 __all__ = [
-    "PacketSink", "MemorySink", "JsonLinesSink", "SinkOutcome", "ImportReport", "import_packets", "import_summary",
+    "PacketSink", "MemorySink", "JsonLinesSink", "SinkOutcome", "ImportReport", "import_packets", "import_summary", "release_duplicate",
     "INSERTED", "ALREADY_PRESENT", "DUPLICATE",
 ]  # fmt: skip
 
@@ -489,6 +489,62 @@ def _normalize(result: object) -> SinkOutcome:
     if not isinstance(result, SinkOutcome) or result.outcome not in (INSERTED, ALREADY_PRESENT, DUPLICATE):
         raise PacketError(f"the sink answered {result!r}; expected inserted, already_present or duplicate", "bad-sink")
     return result
+
+
+def release_duplicate(
+    path: str | os.PathLike, center_keys: CenterKey | list[CenterKey], station_registry: Any, sink: Any, state_db: str | os.PathLike, *, by: str, note: str
+) -> SinkOutcome:
+    """Enroll a packet the import held as a duplicate, after adjudication found a different person.
+
+    The packet file is verified, decrypted and validated again, its state must say ``duplicate``,
+    the sink's ``release`` enrolls it (recording ``not-duplicate`` decisions for its candidates),
+    and the state becomes ``inserted`` with who released it and why; receipts then say
+    ``enrolled``.  Releasing twice is a no-op.
+
+    Raises
+    ------
+    PacketError
+        ``"not-held"`` if the state does not hold this packet as a duplicate, ``"bad-note"`` without
+        a note, or any verification reason of the packet itself.
+    """
+    if not isinstance(note, str) or not note.strip():
+        raise PacketError("releasing a held duplicate needs a note saying why", "bad-note")
+    keys = [center_keys] if isinstance(center_keys, CenterKey) else list(center_keys)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise PacketError(f"cannot read {path}: {exc.strerror}", "unreadable") from None
+    header = parse_header(data)
+    verify_station(header, station_registry)
+    state = _State(Path(state_db))
+    try:
+        row = state.db.execute("SELECT state, sink_outcome, sink_detail, file_sha256 FROM packets WHERE packet_id = ?", (header.packet_id,)).fetchone()
+        if row is not None and row[0] == "imported" and row[1] == INSERTED and row[2] and "released_by" in json.loads(row[2]):
+            return SinkOutcome(ALREADY_PRESENT)
+        if row is None or row[0] != "imported" or row[1] != DUPLICATE:
+            raise PacketError(f"packet {header.packet_id} is not held as a duplicate in {state_db}", "not-held")
+        if row[3] != hashlib.sha256(data).hexdigest():
+            raise PacketError(f"{path} differs from the packet {header.packet_id} that was imported", "conflicting-duplicate")
+        error: PacketError | None = None
+        for key in keys:
+            try:
+                payload = decrypt(header, key)
+                break
+            except PacketError as exc:
+                error = exc
+        else:
+            assert error is not None
+            raise error
+        record = read_payload(payload, packet_id=header.packet_id, station_id=header.station_id, version=header.version)
+        outcome = sink.release(record, by=by, note=note)
+        detail = {"candidates": list(outcome.candidates), "released_by": by, "note": note, "released_utc": _utc()}
+        state.db.execute(
+            "UPDATE packets SET sink_outcome = ?, sink_detail = ? WHERE packet_id = ?", (INSERTED, json.dumps(detail, sort_keys=True), header.packet_id)
+        )
+    finally:
+        state.close()
+    log.info("held duplicate %s released into the gallery by %s", header.packet_id, by)
+    return outcome
 
 
 def import_summary(state_db: str | os.PathLike) -> dict[str, Any]:

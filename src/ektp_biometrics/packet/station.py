@@ -230,8 +230,12 @@ class StationJournal:
     # -- recording ----------------------------------------------------------------------------------
     def record(self, packet_id: str, enrollment: Enrollment, station_id: str, *, by: str | None = None) -> None:
         """Add an enrollment as ``captured`` with its templates (call before writing its packet)."""
+        from ..fingerprint.template import FingerprintTemplate
+
         if not isinstance(enrollment, Enrollment):
             raise PacketError("enrollment must be an Enrollment", "bad-manifest")
+        if not all(isinstance(f.template, FingerprintTemplate) for f in enrollment.fingers):
+            raise PacketError("finger templates must be FingerprintTemplate objects", "bad-template")
         packet_id = _canonical_uuid(packet_id)
         validate_identifier(station_id, "station id")
         actor = validate_identifier(by or enrollment.operator_id, "operator id")
