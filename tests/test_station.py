@@ -3,6 +3,7 @@ driven through the page in headless Chromium, with a screenshot check."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -166,7 +167,7 @@ def test_page_and_assets_are_served_from_the_package(station: StationServer) -> 
 def test_preview_is_a_png_of_the_device(station: StationServer) -> None:
     got, headers, data = _request(station, "/api/preview?device=simulated:SIM-CAM-0001")
     assert got == 200 and headers["Content-Type"] == "image/png"
-    with Image.open(__import__("io").BytesIO(data)) as image:
+    with Image.open(io.BytesIO(data)) as image:
         frame = np.asarray(image)
     assert frame.shape == (120, 160, 3) and frame.std() > 10  # half of the 240 x 320 drawn face
 
@@ -197,6 +198,13 @@ def test_a_session_through_the_api_fails_over_and_reports_everything(station: St
     assert got == 200 and record.verify() and record.final_hash == summary["final_hash"]
     assert set(record.fingers) == {2, 7}
 
+    # after the session the preview shows the latest capture of each scanner (A's one frame, too)
+    for device_id in ("simulated:A", "simulated:B"):
+        got, headers, data = _request(station, f"/api/preview?device={device_id}")
+        with Image.open(io.BytesIO(data)) as image:
+            frame = np.asarray(image)
+        assert got == 200 and frame.shape == (200, 200) and frame.std() > 10
+
     assert state["gallery"]["inserted"] is True
     with Gallery.open(gallery_path, create=False) as gallery:
         person = gallery.get("P-0001")
@@ -217,6 +225,8 @@ def test_with_no_working_scanner_the_station_shows_paused_and_resumes() -> None:
         assert _post_session(station, {})[0] == 202
         paused = _wait_state(station, "paused", timeout=30)
         assert "no working Finger device" in paused["reason"] and paused["devices"][0]["state"] == "Not Ready"
+        got, _, data = _request(station, f"/api/preview?device={scanner.info().device_id}")
+        assert got == 503 and json.loads(data)["error"]["code"] == "no-preview"
         scanner.set_faults(not_ready=False)
         done = _wait_state(station, "done")
     assert done["fingers"][0]["status"] == "captured" and any(e["text"].startswith("resumed") for e in done["events"])
@@ -274,7 +284,8 @@ def test_one_full_enrollment_in_headless_chromium(chromium, tmp_path: Path) -> N
     data_root = Path(os.environ.get("EKTP_DATA") or PROJECT_ROOT.parent / "shared" / "data")
     # 240 x 240 impressions (the scanner default): most fingers pass the gate at once, a few need retries
     specs = [("simulated:seed=7,serial=A,disconnect_after=4", "Finger"), ("simulated:seed=7,serial=B", "Finger"), (_face_spec(data_root if data_root.is_dir() else None), "Face")]
-    runner = EnrollmentRunner(_open(*specs))
+    gallery_file = tmp_path / "gallery.sqlite"
+    runner = EnrollmentRunner(_open(*specs), gallery=gallery_file)
     problems: list[str] = []
     with StationServer(runner, port=0) as station:
         page = chromium.new_page(viewport=VIEWPORT)
@@ -303,6 +314,7 @@ def test_one_full_enrollment_in_headless_chromium(chromium, tmp_path: Path) -> N
         assert "10 captured" in summary and "verified" in summary and "simulated:A → simulated:B" in summary
         assert api_state["summary"]["final_hash"][-16:] in summary and "E2E-0001" in summary
         assert "Fault" in page.locator("#devices tr[data-device='simulated:A']").inner_text()
+        assert "inserted into gallery.sqlite" in summary
 
         shot = tmp_path / "station.png"
         page.screenshot(path=str(shot))
@@ -310,6 +322,11 @@ def test_one_full_enrollment_in_headless_chromium(chromium, tmp_path: Path) -> N
                    (("fingers", "#fingers"), ("summary", "#summary"), ("face", "#face-verdict"), ("preview", "#preview-finger"))}  # fmt: skip
         page.close()
     assert not problems, problems
+    with Gallery.open(gallery_file, create=False) as gallery:
+        person = gallery.get("E2E-0001")
+    assert len(person.fingers) == 10
+    # a photo that passed the gate also gives the person a face template
+    assert (person.face is not None) == api_state["face"]["verdict"]["passed"]
     with Image.open(shot) as image:
         assert image.size == (VIEWPORT["width"], VIEWPORT["height"])
         pixels = np.asarray(image.convert("RGB"))

@@ -114,9 +114,14 @@ class TappedDevice:
 
     @property
     def last_frame(self) -> np.ndarray | None:
-        """The image of the latest capture (None before the first)."""
+        """The image of the latest capture (None before the first, or after :meth:`forget_last`)."""
         with self._lock:
             return None if self._last is None else self._last[0]
+
+    def forget_last(self) -> None:
+        """Drop the kept frame (a new session must not show the previous person)."""
+        with self._lock:
+            self._last = None
 
     def preview_frame(self) -> np.ndarray:
         """One frame of the driver's live preview.
@@ -458,6 +463,8 @@ class EnrollmentRunner:
         with self._lock:
             if self.busy:
                 raise StationBusy(f"session {str(self._session_id)[:8]} is still running; wait for its summary, then start the next")
+            for device in self.devices:
+                device.forget_last()
             manager = DeviceManager(self.devices)
             session = EnrollmentSession(manager, self.policy, missing=missing)
             self._manager, self._session_id, self._person_id = manager, session.session_id, person_id

@@ -17,8 +17,8 @@ Endpoints
     both optional (the person id is required when the station has a gallery).  202 with
     ``{"session_id": ...}``; 409 while a session runs.
 ``GET /api/preview?device=ID``
-    A PNG frame of that device: the latest capture while a session runs, else the driver's live
-    preview.  503 when the device has nothing to show.
+    A PNG frame of that device: its latest capture in the current (or last) session, else the
+    driver's live preview.  503 when the device has nothing to show.
 ``GET /api/record``
     The last finished record (``EnrollmentRecord.to_dict()``, templates and face photo in base64).
 
@@ -194,14 +194,13 @@ class _Handler(BaseHTTPRequestHandler):
             device = runner.device(ids[0])
         except ConfigurationError as exc:
             raise _ApiError(HTTPStatus.NOT_FOUND, "not-found", str(exc), type(exc).__name__) from None
-        frame = device.last_frame if runner.busy else None
+        # The session's latest capture is what the operator checks; before it, the live view.
+        frame = device.last_frame
         if frame is None:
             try:
                 frame = device.preview_frame()
             except DeviceError as exc:
-                frame = device.last_frame
-                if frame is None:
-                    raise _ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "no-preview", str(exc), type(exc).__name__) from None
+                raise _ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "no-preview", str(exc), type(exc).__name__) from None
         self._send(HTTPStatus.OK, _png(frame), "image/png")
 
     def _start(self) -> None:
