@@ -10,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ektp_biometrics.cli import main
-from ektp_biometrics.devices import DeviceKind, EnrollmentRecord, SimulatedCamera, SimulatedScanner
+from ektp_biometrics.devices import (
+    DeviceKind,
+    EnrollmentRecord,
+    SimulatedCamera,
+    SimulatedScanner,
+)
 from ektp_biometrics.errors import ConfigurationError
 from ektp_biometrics.fingerprint import FingerprintTemplate
 from ektp_biometrics.gallery import Gallery

@@ -20,7 +20,12 @@ from ektp_biometrics import devices
 from ektp_biometrics.devices import EnrollmentRecord
 from ektp_biometrics.errors import ConfigurationError
 from ektp_biometrics.gallery import Gallery
-from ektp_biometrics.station import EnrollmentRunner, StationServer, open_devices_from_specs, parse_device_spec
+from ektp_biometrics.station import (
+    EnrollmentRunner,
+    StationServer,
+    open_devices_from_specs,
+    parse_device_spec,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Small impressions keep each session to a few seconds; the seed is shared with test_cli_enroll.
@@ -200,7 +205,7 @@ def test_a_session_through_the_api_fails_over_and_reports_everything(station: St
 
     # after the session the preview shows the latest capture of each scanner (A's one frame, too)
     for device_id in ("simulated:A", "simulated:B"):
-        got, headers, data = _request(station, f"/api/preview?device={device_id}")
+        got, _, data = _request(station, f"/api/preview?device={device_id}")
         with Image.open(io.BytesIO(data)) as image:
             frame = np.asarray(image)
         assert got == 200 and frame.shape == (200, 200) and frame.std() > 10

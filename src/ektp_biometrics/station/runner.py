@@ -18,26 +18,34 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..devices._base import FINGER_NAMES, CaptureResult, Device, DeviceKind, DeviceState, PreviewCapable
+from ..devices._base import (
+    FINGER_NAMES,
+    CaptureResult,
+    Device,
+    DeviceKind,
+    DeviceState,
+    PreviewCapable,
+)
 from ..devices.enrollment import DEFAULT_POLICY, EnrollmentPolicy, EnrollmentRecord
 from ..devices.manager import LogEntry
 from ..errors import ConfigurationError, DeviceError, EktpError, StationBusy
 
 __all__ = [
+    "EnrollmentRunner",
     "RunState",
     "TappedDevice",
-    "EnrollmentRunner",
-    "finger_label",
+    "count_retries",
     "describe_event",
     "face_verdict",
+    "finger_label",
     "record_summary",
-    "count_retries",
     "record_to_person",
     "write_record",
 ]
@@ -268,7 +276,7 @@ def record_summary(record: EnrollmentRecord, verdict: Mapping[str, Any] | None =
             {"position": f.position, "name": finger_label(f.position), "quality": f.quality, "passed_gate": f.passed_gate,
              "attempts": f.attempts, "device": f.device}
             for f in record.fingers.values()
-        ],  # fmt: skip
+        ],
         "exceptions": {str(k): v for k, v in record.exceptions.items()},
         "face": None if record.face is None else {"quality": record.face.quality, "passed_gate": record.face.passed_gate, "attempts": record.face.attempts, "device": record.face.device},
         "face_verdict": dict(verdict) if verdict is not None else None,
@@ -560,7 +568,7 @@ class EnrollmentRunner:
                 "sub_type": info.sub_type, "state": state, "reason": reason,
                 "active": manager is not None and manager.active(info.kind) is device,
                 "failing": manager is not None and manager.is_failing(device),
-            })  # fmt: skip
+            })
         return rows
 
     def snapshot(self) -> dict[str, Any]:
@@ -645,13 +653,13 @@ class EnrollmentRunner:
             "person_id": person_id,
             "gallery_enabled": self.gallery is not None,
             "policy": {"positions": list(p.positions), "capture_face": p.capture_face, "min_finger_quality": p.min_finger_quality,
-                       "min_face_quality": p.min_face_quality, "max_attempts": p.max_attempts},  # fmt: skip
+                       "min_face_quality": p.min_face_quality, "max_attempts": p.max_attempts},
             "devices": self._device_rows(),
             "fingers": [
                 {"position": q, "name": finger_label(q), "status": f.status, "quality": f.quality, "best": f.best, "attempts": f.attempts,
                  "passed": f.passed, "device": f.device, "note": f.note}
                 for q, f in fingers.items()
-            ],  # fmt: skip
+            ],
             "current": current if self.busy else None,
             "retries": count_retries(entries),
             "switches": switches,

@@ -42,10 +42,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from ..errors import ConfigurationError, DeviceError, EktpError, RecordError, StationBusy
+from ..errors import (
+    ConfigurationError,
+    DeviceError,
+    EktpError,
+    RecordError,
+    StationBusy,
+)
 from .runner import EnrollmentRunner
 
-__all__ = ["StationServer", "LOOPBACK_HOSTS", "MAX_BODY_BYTES"]
+__all__ = ["LOOPBACK_HOSTS", "MAX_BODY_BYTES", "StationServer"]
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +107,12 @@ def _parse_session_request(body: Any) -> tuple[str | None, dict[int, str]]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_HTTPServer"
+    server: _HTTPServer
     server_version = "ektp-station"
     sys_version = ""  # do not advertise the Python version
 
     # -- plumbing --------------------------------------------------------------------------
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
@@ -156,13 +162,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ApiError(HTTPStatus.FORBIDDEN, "bad-host", f"Host {host!r} refused; open the station at http://127.0.0.1:{self.server.server_port}/")
 
     # -- routes ----------------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self._dispatch({"/": lambda: self._static("index.html"), "/api/state": self._state, "/api/preview": self._preview, "/api/record": self._record})
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self.do_GET()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch({"/api/session": self._start})
 
     def _static(self, name: str) -> None:
@@ -280,7 +286,7 @@ class StationServer:
         """Serve in this thread until :meth:`close` is called from another."""
         self._httpd.serve_forever(poll_interval=0.2)
 
-    def start(self) -> "StationServer":
+    def start(self) -> StationServer:
         """Serve in a background thread; returns self."""
         if self._thread is None:
             self._thread = threading.Thread(target=self.serve_forever, name="station-http", daemon=True)
@@ -295,7 +301,7 @@ class StationServer:
             self._thread = None
         self._httpd.server_close()
 
-    def __enter__(self) -> "StationServer":
+    def __enter__(self) -> StationServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

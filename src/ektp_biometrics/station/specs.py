@@ -11,14 +11,15 @@ to the second scanner captures the same fingers.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..devices._base import Device, DeviceKind
 from ..errors import ConfigurationError
 
-__all__ = ["DeviceSpec", "parse_device_spec", "open_devices_from_specs", "SIMULATED_OPTIONS"]
+__all__ = ["SIMULATED_OPTIONS", "DeviceSpec", "open_devices_from_specs", "parse_device_spec"]
 
 _DRIVER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
