@@ -21,6 +21,7 @@ FACE_MODULES = [
     "ektp_biometrics.face",
     "ektp_biometrics.face._image",
     "ektp_biometrics.face._models",
+    "ektp_biometrics.face._blas",
     "ektp_biometrics.face.detection",
     "ektp_biometrics.face.alignment",
     "ektp_biometrics.face.quality",

@@ -18,6 +18,7 @@ from typing import Hashable, Iterable, NamedTuple, Sequence
 import numpy as np
 
 from ..errors import ConfigurationError, TemplateFormatError
+from ._blas import single_threaded_blas
 from .template import FaceTemplate
 
 __all__ = ["Candidate", "FaceIndex"]
@@ -241,11 +242,12 @@ class FaceIndex:
             def run(t: int) -> None:
                 _kernels.topk_float32(self._vectors, vectors, bounds[t], bounds[t + 1], partial_scores[t], partial_rows[t])
 
-        if threads == 1:
-            run(0)
-        else:
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(run, range(threads)))
+        with single_threaded_blas():  # the gallery is already split between our threads
+            if threads == 1:
+                run(0)
+            else:
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(run, range(threads)))
         merged_scores = partial_scores.transpose(1, 0, 2).reshape(n_probes, threads * k)
         merged_rows = partial_rows.transpose(1, 0, 2).reshape(n_probes, threads * k)
         best = np.argsort(-merged_scores, axis=1, kind="stable")[:, :k]
