@@ -43,10 +43,10 @@ def test_gallery_cli_round(tmp_path: Path, fcj: Path, capsys: pytest.CaptureFixt
         {"person": "A-again", "fingers": {"4": str(fcj / "104_4_2.bmp"), "6": str(fcj / "104_6_2.bmp")}},
         {"person": "D", "fingers": {"4": str(fcj / "105_4_1.bmp")}},
     ]))  # fmt: skip
-    assert main(["gallery", "dedup", str(db), str(batch), "--threshold", "0.15", "--json"]) == 0
+    assert main(["gallery", "dedup", str(db), str(batch), "--fpir", "0.001", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [(p["probe_id"], p["candidate_id"], p["source"]) for p in report["pairs"]] == [("A-again", "A", "gallery")]
-    assert main(["gallery", "dedup", str(db), str(tmp_path / "missing.json"), "--threshold", "0.15"]) == 1
+    assert main(["gallery", "dedup", str(db), str(tmp_path / "missing.json"), "--fpir", "0.001"]) == 1
     capsys.readouterr()
 
     assert main(["gallery", "stats", str(db), "--json"]) == 0

@@ -47,7 +47,7 @@ with Gallery.open(path) as g:
         if i % 3 == 2:
             g.search_arrays()  # so that kills also land while the arrays are being written
         if i % 5 == 4:
-            g.dedup([make_person(i + 100000)], threshold=0.5)  # ... and during dedup searches
+            g.dedup([make_person(i + 100000)], threshold=2.0)  # ... and during dedup searches
 '''
 
 _namespace: dict = {}

@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("path", type=Path)
     fingers(p)
     p.add_argument("--k", type=int, default=10, help="candidates to list (default 10)")
+    p.add_argument("--fpir", type=float, default=None, help="only candidates above the operating point of this false-positive identification rate")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_identify)
 
@@ -49,8 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("path", type=Path)
     p.add_argument("batch", type=Path)
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--threshold", type=float, help="score threshold in [0, 1]")
-    group.add_argument("--fmr", type=float, help="target false match rate per finger comparison")
+    group.add_argument("--fpir", type=float, help="target false-positive identification rate of one search (e.g. 0.001)")
+    group.add_argument("--fmr", type=float, help="target fused false match rate of one comparison")
+    group.add_argument("--threshold", type=float, help="fused score threshold in decades of evidence (-log10 FMR)")
     p.add_argument("--dpi", type=float, default=None)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_dedup)
@@ -112,18 +114,18 @@ def _identify(args: argparse.Namespace) -> int:
 
     probe = Person("probe", fingers=_parse_fingers(args.finger, args.dpi))
     with Gallery.open(args.path, create=False) as g:
-        result = g.identify(probe, k=args.k)
+        result = g.identify(probe, k=args.k, fpir=args.fpir)
     if args.json:
-        rows = [{"person_id": c.person_id, "score": c.score, "finger_scores": {str(k): v for k, v in c.finger_scores.items()},
-                 "face_score": c.face_score} for c in result]  # fmt: skip
+        rows = [{"person_id": c.person_id, "score": c.score, "false_match_probability": c.false_match_probability,
+                 "finger_scores": {str(k): v for k, v in c.finger_scores.items()}, "face_score": c.face_score} for c in result]  # fmt: skip
         json.dump(rows, sys.stdout, indent=1)
         print()
         return 0
     if not result:
-        print("no candidates (no finger position in common with the gallery)")
+        print("no candidates" + (" above the operating point" if args.fpir else " (no finger position in common with the gallery)"))
     for rank, c in enumerate(result, 1):
         per = " ".join(f"{pos}:{s:.3f}" for pos, s in c.finger_scores.items())
-        print(f"{rank:3d}  {c.person_id:<30s} {c.score:.3f}   [{per}]")
+        print(f"{rank:3d}  {c.person_id:<30s} {c.score:6.2f} decades  FMR {c.false_match_probability:.1e}   [{per}]")
     return 0
 
 
@@ -144,15 +146,16 @@ def _dedup(args: argparse.Namespace) -> int:
         specs = [f"{pos}={image}" for pos, image in entry["fingers"].items()]
         batch.append(Person(entry["person"], fingers=_parse_fingers(specs, args.dpi, args.batch.parent)))
     with Gallery.open(args.path, create=False) as g:
-        report = g.dedup(batch, threshold=args.threshold, fmr=args.fmr)
+        report = g.dedup(batch, fpir=args.fpir, fmr=args.fmr, threshold=args.threshold)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=1)
         print()
         return 0
-    print(f"searched {report.searched} persons at score threshold {report.threshold:.3f}: {len(report.pairs)} likely duplicate pairs")
+    print(f"searched {report.searched} persons at fused score threshold {report.threshold:.2f} decades: "
+          f"{len(report.pairs)} likely duplicate pairs, {report.suppressed} left out as adjudicated not-duplicate")  # fmt: skip
     for p in report.pairs:
         decided = f"  (adjudicated: {p.decision})" if p.decision else ""
-        print(f"  {p.probe_id:<24s} ~ {p.candidate_id:<24s} {p.source:<7s} {p.score:.3f}{decided}")
+        print(f"  {p.probe_id:<24s} ~ {p.candidate_id:<24s} {p.source:<7s} {p.score:6.2f}{decided}")
     return 0
 
 

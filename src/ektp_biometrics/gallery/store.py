@@ -37,6 +37,8 @@ from ..errors import ConfigurationError, GalleryError, RecordError
 from ..fingerprint.template import FingerprintTemplate
 from ._arrays import SearchArrays
 from ._face import face_from_bytes, face_similarity, face_to_bytes
+from ._search import Ranked, Shard, merge_top_k
+from .fusion import DEFAULT_FUSION, FusionParameters, fpir_threshold
 from .records import FingerException, Person, check_person_id
 
 __all__ = ["Gallery", "Candidate", "DedupPair", "DedupReport", "PersonVersion", "AuditEntry", "Decision", "DECISIONS"]
@@ -113,18 +115,21 @@ class Candidate:
     ----------
     person_id : str
     score : float
-        Fused score: the best finger score (ties broken by the sum of finger scores); the face
-        score when neither side has a finger in common.
+        Fused score in decades of evidence, ``-log10(false_match_probability)``
+        (:mod:`ektp_biometrics.gallery.fusion`); higher is more alike, 0 is no evidence.
     finger_scores : dict of int to float
         Matcher score in [0, 1] per ISO finger position compared.
     face_score : float or None
         Cosine similarity of the face templates when both exist and are comparable.
+    false_match_probability : float
+        Calibrated probability that an impostor reaches this fused score (one comparison).
     """
 
     person_id: str
     score: float
     finger_scores: dict[int, float] = field(default_factory=dict)
     face_score: float | None = None
+    false_match_probability: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -178,11 +183,16 @@ class DedupPair:
 
 @dataclass(frozen=True)
 class DedupReport:
-    """Result of :meth:`Gallery.dedup`: every pair at or above ``threshold``, best first."""
+    """Result of :meth:`Gallery.dedup`: every pair at or above ``threshold`` (fused score, decades), best first.
+
+    ``suppressed`` counts the pairs above the threshold left out because an adjudicator decided
+    they are not duplicates.
+    """
 
     pairs: list[DedupPair]
     searched: int
     threshold: float
+    suppressed: int = 0
 
     def flagged(self) -> set[str]:
         """Ids of the batch members with at least one pair not adjudicated as ``not-duplicate``."""
@@ -192,6 +202,7 @@ class DedupReport:
         return {
             "searched": self.searched,
             "threshold": self.threshold,
+            "suppressed": self.suppressed,
             "pairs": [
                 {
                     "probe_id": p.probe_id, "candidate_id": p.candidate_id, "source": p.source, "score": p.score,
@@ -203,18 +214,6 @@ class DedupReport:
         }  # fmt: skip
 
 
-def _fuse(finger_scores: dict[int, float], face_score: float | None) -> tuple[float, float]:
-    """Sort key of a candidate: (fused score, tie-break).
-
-    The fused score is the best finger score; the face score stands in only when no finger was
-    compared.  Calibrated score-level fusion (quality-aware, face and fingers on one likelihood
-    scale) is the next step of issue 6 and will replace this rule behind the same API.
-    """
-    if finger_scores:
-        return max(finger_scores.values()), sum(finger_scores.values())
-    return (face_score if face_score is not None else 0.0), 0.0
-
-
 class Gallery:
     """A durable embedded gallery of :class:`Person` records; open it with :meth:`Gallery.open`.
 
@@ -223,17 +222,36 @@ class Gallery:
     never block it (WAL).
     """
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, fusion: FusionParameters = DEFAULT_FUSION) -> None:
+        if not isinstance(fusion, FusionParameters):
+            raise ConfigurationError(f"fusion must be a FusionParameters, got {type(fusion).__name__}")
         self.path = path
+        self.fusion = fusion
         self._conn: sqlite3.Connection | None = conn
         self._lock = threading.RLock()
-        self._prepared: dict[tuple[int, int], object] = {}
         self._arrays: SearchArrays | None = None
+        self._shard: tuple[int, Shard] | None = None
+        self._prepared: dict[tuple[int, int], object] = {}
 
     # -- opening and closing ----------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True) -> "Gallery":
+    def open(
+        cls, path: str | Path, *, create: bool = True, fusion: FusionParameters = DEFAULT_FUSION, cluster: object = None
+    ) -> "Gallery":
         """Open the gallery at ``path`` (a SQLite file), creating it if ``create``.
+
+        Parameters
+        ----------
+        path : str or Path
+        create : bool
+            Create the file if it is missing.
+        fusion : FusionParameters
+            Tunables of the calibrated fusion (:mod:`ektp_biometrics.gallery.fusion`).
+        cluster : dask.distributed.Client or str, optional
+            Search on a Dask cluster (a client, or a scheduler address): the live persons are
+            split into one shard per worker, each worker searches its shard with the same
+            kernels and the top-k lists are merged (:class:`ektp_biometrics.gallery.cluster.ClusterGallery`).
+            Records, audit and decisions stay in the SQLite file.
 
         Raises
         ------
@@ -270,7 +288,11 @@ class Gallery:
         if version != SCHEMA_VERSION:
             conn.close()
             raise GalleryError(f"{path} has gallery schema {version}; this library reads schema {SCHEMA_VERSION}", "corrupt")
-        return cls(path, conn)
+        if cluster is not None:
+            from .cluster import ClusterGallery
+
+            return ClusterGallery(path, conn, fusion, cluster)
+        return cls(path, conn, fusion)
 
     def close(self) -> None:
         """Close the connection; further calls raise :class:`GalleryError`."""
@@ -279,6 +301,7 @@ class Gallery:
                 self._conn.close()
                 self._conn = None
             self._arrays = None
+            self._shard = None
             self._prepared.clear()
 
     def __enter__(self) -> "Gallery":
@@ -557,70 +580,102 @@ class Gallery:
             shutil.rmtree(SearchArrays.folder_for(self.search_root, generation), ignore_errors=True)
             return self.search_arrays()
 
-    def _prepared_row(self, arrays: SearchArrays, i: int):  # type: ignore[no-untyped-def]
-        from ..fingerprint.match import prepare
+    def shard(self) -> Shard:
+        """Every live person packed for search (:class:`._search.Shard`), cached per generation.
 
-        key = (int(arrays.rows["person_row"][i]), int(arrays.rows["position"][i]))
-        prepared = self._prepared.get(key)
-        if prepared is None:  # person versions are immutable, so a cache by row never goes stale
-            prepared = prepare(FingerprintTemplate.from_bytes(arrays.template_bytes(i), "ektp"))
-            self._prepared[key] = prepared
-        return prepared
+        Built from the packed arrays (the finger templates and qualities) and one SQLite snapshot
+        of the live ids and faces of the same generation.
+        """
+        with self._lock:
+            for _ in range(5):
+                arrays = self.search_arrays()
+                if self._shard is not None and self._shard[0] == arrays.generation:
+                    return self._shard[1]
 
-    def _finger_scores(self, person: Person) -> dict[int, dict[int, float]]:
-        """Scores of each probe finger against every live gallery finger of the same position, by person row."""
-        from ..fingerprint.match import match_many, prepare
+                def live(conn: sqlite3.Connection) -> tuple[int, list]:
+                    generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+                    rows = conn.execute(
+                        "SELECT c.person_row, c.person_id, p.face, p.face_embedder FROM current c JOIN persons p "
+                        "ON p.row = c.person_row WHERE c.deleted = 0 ORDER BY c.person_id"
+                    ).fetchall()
+                    return generation, rows
 
-        arrays = self.search_arrays()
-        by_row: dict[int, dict[int, float]] = {}
-        for position, template in person.fingers.items():
-            start, stop = arrays.ranges.get(position, (0, 0))
-            if start == stop:
-                continue
-            gallery = [self._prepared_row(arrays, i) for i in range(start, stop)]
-            scores = match_many(prepare(template), gallery)
-            for row, score in zip(arrays.rows["person_row"][start:stop].tolist(), scores.tolist()):
-                by_row.setdefault(int(row), {})[position] = float(score)
-        return by_row
+                generation, rows = self._read(live)
+                if generation != arrays.generation:  # another process wrote meanwhile: take the newer arrays
+                    continue
+                index = {int(row): i for i, (row, _, _, _) in enumerate(rows)}
+                fingers, keys = {}, {}
+                person_rows = arrays.rows["person_row"]
+                for position, (start, stop) in sorted(arrays.ranges.items()):
+                    owners = np.array([index.get(int(r), -1) for r in person_rows[start:stop].tolist()], dtype=np.int64)
+                    keep = np.flatnonzero(owners >= 0)
+                    fingers[position] = (
+                        owners[keep], [arrays.template_bytes(start + i) for i in keep.tolist()],
+                        np.asarray(arrays.rows["quality"][start:stop][keep], dtype=np.uint8),
+                    )  # fmt: skip
+                    keys[position] = np.asarray(person_rows[start:stop][keep], dtype=np.int64)
+                faces = [None if face is None else face_from_bytes(face, embedder) for _, _, face, embedder in rows]
+                live_rows = set(index)
+                for key in [key for key in self._prepared if key[0] not in live_rows]:
+                    del self._prepared[key]  # deleted or corrected persons
+                # person versions are immutable, so prepared templates cached by row never go stale
+                shard = Shard([pid for _, pid, _, _ in rows], fingers, faces, keys, self._prepared)
+                self._shard = (arrays.generation, shard)
+                return shard
+            raise GalleryError(f"gallery {self.path} kept changing while its search data was read; retry", "busy")
 
-    def identify(self, person: Person, k: int = 10) -> list[Candidate]:
+    def _not_duplicates(self, person_id: str) -> frozenset[str]:
+        """Ids whose latest adjudication against ``person_id`` is ``not-duplicate``."""
+        decided = self._latest_decisions()
+        return frozenset(
+            b if a == person_id else a for (a, b), d in decided.items() if d == "not-duplicate" and person_id in (a, b)
+        )
+
+    def _search(self, person: Person, k: int, exclude: frozenset[str]) -> list[Ranked]:
+        """The in-process search: one shard holding everyone (a cluster gallery overrides this)."""
+        return self.shard().search(person, k, self.fusion, exclude)
+
+    def identify(self, person: Person, k: int = 10, fpir: float | None = None) -> list[Candidate]:
         """The ``k`` enrolled persons most similar to ``person``, best first (exhaustive search).
 
         Every probe finger is compared with every live gallery finger of the same ISO position
-        (:func:`ektp_biometrics.fingerprint.match.match_many`); candidates are ranked by the best
-        finger score, ties by the sum of finger scores.  The face score is reported, and ranks
-        candidates only when the probe has no fingers.  A probe whose id is enrolled is not
-        returned as its own candidate.
+        (:func:`ektp_biometrics.fingerprint.match.match_many`), the faces when both exist; each
+        candidate's comparisons are fused into calibrated evidence
+        (:mod:`ektp_biometrics.gallery.fusion`): fingers missing on either side do not count,
+        low-quality prints weigh less.  A probe whose id is enrolled is not returned as its own
+        candidate, nor as a candidate adjudicated ``not-duplicate`` against it.
+
+        Parameters
+        ----------
+        person : Person
+        k : int
+            Most candidates returned.
+        fpir : float, optional
+            Target false-positive identification rate in (0, 1]: only candidates whose fused
+            false-match probability is at most ``fpir / N`` are returned, ``N`` the number of
+            live persons (:func:`ektp_biometrics.gallery.fusion.fpir_threshold`).
+
+        Returns
+        -------
+        list of Candidate
         """
         if not isinstance(person, Person):
             raise RecordError(f"identify expects a Person, got {type(person).__name__}")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigurationError(f"k must be a positive integer, got {k!r}")
-        with self._lock:
-            by_row = self._finger_scores(person)
-
-            def faces(conn: sqlite3.Connection) -> list[tuple[int, str, bytes | None, str | None]]:
-                return conn.execute(
-                    "SELECT c.person_row, c.person_id, p.face, p.face_embedder FROM current c JOIN persons p "
-                    "ON p.row = c.person_row WHERE c.deleted = 0"
-                ).fetchall()
-
-            live = self._read(faces)
-        candidates = []
-        for row, person_id, face, embedder in live:
-            if person_id == person.person_id:
-                continue
-            finger_scores = by_row.get(int(row), {})
-            face_score = face_similarity(person.face, face_from_bytes(face, embedder)) if face is not None and person.face is not None else None
-            if not finger_scores and face_score is None:
-                continue
-            fused, tie = _fuse(finger_scores, face_score)
-            candidates.append(((fused, tie, person_id), Candidate(person_id, fused, dict(sorted(finger_scores.items())), face_score)))
-        candidates.sort(key=lambda c: (-c[0][0], -c[0][1], c[0][2]))
-        return [c for _, c in candidates[:k]]
+        cut = None if fpir is None else fpir_threshold(fpir, self.count())
+        exclude = self._not_duplicates(person.person_id) | {person.person_id}
+        ranked = self._search(person, k, exclude)
+        return [_candidate(r) for r in ranked if cut is None or r.score >= cut]
 
     def dedup(
-        self, batch: Sequence[Person], *, fmr: float | None = None, threshold: float | None = None, k: int = 10
+        self,
+        batch: Sequence[Person],
+        *,
+        fpir: float | None = None,
+        fmr: float | None = None,
+        threshold: float | None = None,
+        k: int = 10,
     ) -> DedupReport:
         """Search each person of ``batch`` against the gallery and against the rest of the batch.
 
@@ -628,11 +683,15 @@ class Gallery:
         ----------
         batch : sequence of Person
             Persons not yet enrolled; their ids must be distinct.
+        fpir : float, optional
+            Target false-positive identification rate of one search, over the gallery and the
+            batch together (``N`` = live persons + batch size): each comparison is held to
+            ``fpir / N``.
         fmr : float, optional
-            Target false match rate of one finger comparison; the score threshold is
-            :func:`ektp_biometrics.fingerprint.match.threshold` of it.
+            Target fused false-match probability of one comparison.
         threshold : float, optional
-            A score threshold given directly (exactly one of ``fmr`` and ``threshold``).
+            A fused score threshold (decades of evidence) given directly.  Exactly one of
+            ``fpir``, ``fmr`` and ``threshold``.
         k : int
             Gallery candidates kept per probe before thresholding.
 
@@ -640,13 +699,13 @@ class Gallery:
         -------
         DedupReport
             Pairs whose fused score reaches the threshold, best first, each with the latest
-            adjudication of the pair if one is stored.
+            adjudication of the pair if one is stored; pairs adjudicated ``not-duplicate`` are
+            not reported again (they are counted in ``suppressed``).
 
         Raises
         ------
         ConfigurationError
-            If neither or both of ``fmr`` and ``threshold`` are given, or ``fmr`` cannot be turned
-            into a threshold because the matcher's calibration table is not installed.
+            If not exactly one of ``fpir``, ``fmr`` and ``threshold`` is given, or it is out of range.
         """
         batch = list(batch)
         for p in batch:
@@ -655,26 +714,34 @@ class Gallery:
         ids = [p.person_id for p in batch]
         if len(set(ids)) != len(ids):
             raise RecordError("the batch holds the same person_id twice")
-        cut = _threshold(fmr, threshold)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigurationError(f"k must be a positive integer, got {k!r}")
+        cut = _threshold(fpir, fmr, threshold, lambda: self.count() + len(batch))
         decided = self._latest_decisions()
         pairs: list[DedupPair] = []
+        suppressed = 0
 
-        def pair(probe: Person, candidate: Candidate, source: str) -> DedupPair:
-            key = tuple(sorted((probe.person_id, candidate.person_id)))
-            return DedupPair(
-                probe.person_id, candidate.person_id, source, candidate.score, candidate.finger_scores, candidate.face_score,
-                decided.get(key),  # type: ignore[arg-type]
-            )  # fmt: skip
+        def add(probe: Person, ranked: Ranked, source: str) -> None:
+            nonlocal suppressed
+            if ranked.score < cut:
+                return
+            decision = decided.get(tuple(sorted((probe.person_id, ranked.person_id))))  # type: ignore[call-overload]
+            if decision == "not-duplicate":
+                suppressed += 1
+                return
+            pairs.append(DedupPair(
+                probe.person_id, ranked.person_id, source, ranked.score, ranked.finger_scores, ranked.face_score, decision,
+            ))  # fmt: skip
 
         for probe in batch:
-            for candidate in self.identify(probe, k=k):
-                if candidate.score >= cut:
-                    pairs.append(pair(probe, candidate, "gallery"))
-        for i, j, candidate in _within_batch(batch):
-            if candidate.score >= cut:
-                pairs.append(pair(batch[i], candidate, "batch"))
+            for ranked in self._search(probe, k, frozenset({probe.person_id})):
+                add(probe, ranked, "gallery")
+        own = Shard.of_persons(batch)
+        for i, probe in enumerate(batch):
+            for ranked in own.search(probe, len(batch), self.fusion, first=i + 1):
+                add(probe, ranked, "batch")
         pairs.sort(key=lambda p: (-p.score, p.probe_id, p.candidate_id))
-        return DedupReport(pairs, len(batch), cut)
+        return DedupReport(pairs, len(batch), cut, suppressed)
 
     def stats(self) -> dict:
         """Counts and sizes: persons, fingers per position, file sizes, bytes per enrolled finger."""
@@ -695,37 +762,22 @@ class Gallery:
         }
 
 
-def _threshold(fmr: float | None, threshold: float | None) -> float:
-    if (fmr is None) == (threshold is None):
-        raise ConfigurationError("give exactly one of fmr (a target false match rate) and threshold (a score)")
-    if threshold is not None:
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
-            raise ConfigurationError(f"threshold must be a score in [0, 1], got {threshold!r}")
-        return float(threshold)
-    from ..fingerprint.match import threshold as score_threshold
+def _candidate(ranked: Ranked) -> Candidate:
+    return Candidate(ranked.person_id, ranked.score, ranked.finger_scores, ranked.face_score, ranked.false_match_probability)
 
-    try:
-        return score_threshold(fmr)  # type: ignore[arg-type]
-    except ImportError as exc:
+
+def _threshold(fpir: float | None, fmr: float | None, threshold: float | None, size) -> float:  # type: ignore[no-untyped-def]
+    """The fused score threshold of exactly one of the three ways to give it."""
+    given = [name for name, value in (("fpir", fpir), ("fmr", fmr), ("threshold", threshold)) if value is not None]
+    if len(given) != 1:
         raise ConfigurationError(
-            f"the matcher's score-to-FMR table is not installed ({exc}); pass threshold= (a score) instead of fmr="
-        ) from exc
-
-
-def _within_batch(batch: list[Person]) -> Iterator[tuple[int, int, Candidate]]:
-    """Every pair of the batch compared finger by finger (and face), as (i, j, candidate j for probe i)."""
-    from ..fingerprint.match import match_many, prepare
-
-    prepared = [{pos: prepare(t) for pos, t in p.fingers.items()} for p in batch]
-    for i in range(len(batch)):
-        scores: dict[int, dict[int, float]] = {}
-        for position, probe in prepared[i].items():
-            others = [j for j in range(i + 1, len(batch)) if position in prepared[j]]
-            if others:
-                for j, s in zip(others, match_many(probe, [prepared[j][position] for j in others]).tolist()):
-                    scores.setdefault(j, {})[position] = float(s)
-        for j in range(i + 1, len(batch)):
-            face_score = face_similarity(batch[i].face, batch[j].face)
-            finger_scores = scores.get(j, {})
-            if finger_scores or face_score is not None:
-                yield i, j, Candidate(batch[j].person_id, _fuse(finger_scores, face_score)[0], dict(sorted(finger_scores.items())), face_score)
+            "give exactly one of fpir (a target false-positive identification rate), fmr (a target false match "
+            f"rate of one comparison) and threshold (a fused score in decades); got {given or 'none'}"
+        )
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) < 400:
+            raise ConfigurationError(f"threshold must be a fused score in decades, 0 <= threshold < 400, got {threshold!r}")
+        return float(threshold)
+    if fmr is not None:
+        return fpir_threshold(fmr, 1)
+    return fpir_threshold(fpir, size())  # type: ignore[arg-type]

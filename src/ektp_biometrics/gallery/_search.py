@@ -1,0 +1,186 @@
+"""The 1:N search kernel shared by the in-process gallery and the Dask workers.
+
+A :class:`Shard` holds a set of live persons (ids, finger templates with their qualities by ISO
+position, faces) in a picklable form.  :meth:`Shard.search` compares a probe with every person of
+the shard (:func:`ektp_biometrics.fingerprint.match.match_many` per finger position), fuses each
+candidate's comparisons (:mod:`.fusion`) and keeps its best ``k``.  The in-process gallery
+searches one shard holding everyone; a cluster splits that shard by person and merges the
+workers' top-k with :func:`merge_top_k` -- the same function on the same bytes, hence the same
+candidates and scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..fingerprint.template import FingerprintTemplate
+from ._face import FaceLike, face_similarity
+from .fusion import FingerEvidence, FusionParameters, face_fmr, fuse, fused_sort_key
+from .records import Person
+
+__all__ = ["Shard", "Ranked", "merge_top_k", "score_candidate"]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A candidate with its ranking key: higher fused score first, then higher raw-score sum, then id."""
+
+    score: float
+    tie: float
+    person_id: str
+    finger_scores: dict[int, float]
+    face_score: float | None
+    false_match_probability: float
+
+    def order(self) -> tuple[float, float, str]:
+        return (-self.score, -self.tie, self.person_id)
+
+
+def score_candidate(
+    person_id: str,
+    probe: Person,
+    finger_scores: dict[int, float],
+    gallery_qualities: dict[int, int],
+    face_score: float | None,
+    params: FusionParameters,
+) -> Ranked:
+    """Fuse one candidate's comparisons into a :class:`Ranked` result."""
+    evidence = [
+        FingerEvidence(pos, score, probe.fingers[pos].quality, gallery_qualities.get(pos, 0))
+        for pos, score in sorted(finger_scores.items())
+    ]
+    face_probability = None
+    if face_score is not None and probe.face is not None:
+        face_probability = face_fmr(face_score, probe.face.embedder, getattr(probe.face, "embedder_version", None))
+    fused = fuse(evidence, face_probability, params)
+    raw = list(finger_scores.values()) + ([face_score] if face_score is not None else [])
+    _, tie = fused_sort_key(fused, raw)
+    return Ranked(fused.score, tie, person_id, dict(sorted(finger_scores.items())), face_score, fused.false_match_probability)
+
+
+def merge_top_k(parts: Iterable[Sequence[Ranked]], k: int) -> list[Ranked]:
+    """The ``k`` best of several top-k lists (exact: each list holds its shard's best ``k``)."""
+    merged = [r for part in parts for r in part]
+    merged.sort(key=Ranked.order)
+    return merged[:k]
+
+
+@dataclass(eq=False)
+class Shard:
+    """Live persons packed for search; picklable (the prepared-template cache is rebuilt where it runs).
+
+    Attributes
+    ----------
+    person_ids : list of str
+        One entry per person of the shard.
+    fingers : dict of int to (ndarray of int64, list of bytes, ndarray of uint8)
+        Per ISO position: the person index (into ``person_ids``) of each template, the templates'
+        lossless ``"ektp"`` bytes and their qualities.
+    faces : list of FaceLike or None
+        One per person.
+    """
+
+    person_ids: list[str]
+    fingers: dict[int, tuple[np.ndarray, list[bytes], np.ndarray]]
+    faces: list[FaceLike | None]
+    #: Optional stable key of every template (per position, e.g. the SQLite person row), so that a
+    #: cache shared across generations (``template_cache``) keeps prepared templates between inserts.
+    keys: dict[int, np.ndarray] | None = None
+    template_cache: dict | None = field(default=None, repr=False)
+    _prepared: dict[int, list] = field(default_factory=dict, repr=False)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_prepared"] = {}
+        state["template_cache"] = None
+        return state
+
+    def __len__(self) -> int:
+        return len(self.person_ids)
+
+    def finger_count(self) -> int:
+        return sum(len(blobs) for _, blobs, _ in self.fingers.values())
+
+    def _prepared_position(self, position: int) -> list:
+        from ..fingerprint.match import prepare
+
+        prepared = self._prepared.get(position)
+        if prepared is None:  # the bytes never change inside a shard, so the cache never goes stale
+            blobs = self.fingers[position][1]
+            if self.template_cache is None or self.keys is None:
+                prepared = [prepare(FingerprintTemplate.from_bytes(b, "ektp")) for b in blobs]
+            else:
+                prepared = []
+                for key, blob in zip(self.keys[position].tolist(), blobs):
+                    item = self.template_cache.get((key, position))
+                    if item is None:
+                        item = self.template_cache[key, position] = prepare(FingerprintTemplate.from_bytes(blob, "ektp"))
+                    prepared.append(item)
+            self._prepared[position] = prepared
+        return prepared
+
+    @classmethod
+    def of_persons(cls, persons: Sequence[Person]) -> "Shard":
+        """A shard holding ``persons`` (a batch searched against itself)."""
+        fingers: dict[int, tuple[list[int], list[bytes], list[int]]] = {}
+        for index, person in enumerate(persons):
+            for position, template in person.fingers.items():
+                owners, blobs, qualities = fingers.setdefault(position, ([], [], []))
+                owners.append(index)
+                blobs.append(template.to_bytes("ektp"))
+                qualities.append(template.quality)
+        packed = {pos: (np.asarray(o, np.int64), b, np.asarray(q, np.uint8)) for pos, (o, b, q) in sorted(fingers.items())}
+        return cls([p.person_id for p in persons], packed, [p.face for p in persons])
+
+    def split(self, parts: int) -> list["Shard"]:
+        """``parts`` shards with every ``parts``-th person each (all of a person's fingers stay together)."""
+        shards = []
+        for part in range(parts):
+            keep = np.arange(part, len(self.person_ids), parts)
+            new_index = np.full(len(self.person_ids), -1, dtype=np.int64)
+            new_index[keep] = np.arange(keep.size)
+            fingers = {}
+            for position, (owners, blobs, qualities) in self.fingers.items():
+                mine = np.flatnonzero(new_index[owners] >= 0)
+                fingers[position] = (new_index[owners[mine]], [blobs[i] for i in mine.tolist()], qualities[mine])
+            shards.append(Shard([self.person_ids[i] for i in keep.tolist()], fingers, [self.faces[i] for i in keep.tolist()]))
+        return shards
+
+    def search(
+        self, probe: Person, k: int, params: FusionParameters, exclude: frozenset[str] = frozenset(), first: int = 0
+    ) -> list[Ranked]:
+        """The ``k`` best candidates of this shard for ``probe``, skipping the ids in ``exclude``.
+
+        ``first`` skips the persons before that index (a batch compared with its own later members).
+        """
+        from ..fingerprint.match import match_many, prepare
+
+        scores: dict[int, dict[int, float]] = {}
+        qualities: dict[int, dict[int, int]] = {}
+        for position, template in probe.fingers.items():
+            if position not in self.fingers or not self.fingers[position][1]:
+                continue
+            owners, _, quality = self.fingers[position]
+            wanted = np.flatnonzero(owners >= first)
+            if wanted.size == 0:
+                continue
+            prepared = self._prepared_position(position)
+            values = match_many(prepare(template), [prepared[i] for i in wanted.tolist()])
+            for owner, value, q in zip(owners[wanted].tolist(), values.tolist(), quality[wanted].tolist()):
+                scores.setdefault(owner, {})[position] = float(value)
+                qualities.setdefault(owner, {})[position] = int(q)
+        ranked = []
+        for index in range(first, len(self.person_ids)):
+            person_id = self.person_ids[index]
+            if person_id in exclude:
+                continue
+            face_score = face_similarity(probe.face, self.faces[index])
+            finger_scores = scores.get(index, {})
+            if not finger_scores and face_score is None:
+                continue
+            ranked.append(score_candidate(person_id, probe, finger_scores, qualities.get(index, {}), face_score, params))
+        ranked.sort(key=Ranked.order)
+        return ranked[:k]
