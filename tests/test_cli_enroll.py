@@ -155,3 +155,25 @@ def test_enroll_and_station_are_registered(capsys: pytest.CaptureFixture[str]) -
     assert "enroll" in listed and "station" in listed
     assert main(["station", "--host", "127.0.0.1", "--port", "70000", "--no-face"]) == 2
     assert "port must be 0..65535" in capsys.readouterr().err
+
+
+def test_station_command_serves_until_its_duration_ends(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+    import threading
+    import urllib.request
+
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(main(["station", "--port", "0", "--no-face", "--duration", "4", "--scanner", FINGER_SPEC])))
+    thread.start()
+    printed = ""
+    for _ in range(600):  # up to 30 s for imports on a loaded machine
+        printed += capsys.readouterr().out
+        if "enrollment station on" in printed:
+            break
+        thread.join(0.05)
+    url = re.search(r"http://127\.0\.0\.1:\d+/", printed)
+    assert url is not None, printed
+    with urllib.request.urlopen(url.group(0) + "api/state", timeout=10) as reply:
+        state = json.load(reply)
+    thread.join(30)
+    assert codes == [0] and state["state"] == "idle" and state["policy"]["capture_face"] is False

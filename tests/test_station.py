@@ -166,6 +166,8 @@ def test_page_and_assets_are_served_from_the_package(station: StationServer) -> 
         got, _, data = _request(station, asset)
         assert got == 200 and len(data) > 500
     assert b"http://" not in page and b"https://" not in page  # nothing fetched from the network
+    script = _request(station, "/static/station.js")[2]
+    assert b"innerHTML" not in script and b"eval(" not in script  # device text is never parsed as HTML
     assert _request(station, "/favicon.ico")[0] == 204
 
 
