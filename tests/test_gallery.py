@@ -350,10 +350,10 @@ def test_docs_and_docstring_examples_run() -> None:
     import doctest
 
     import ektp_biometrics.gallery as package
-    from ektp_biometrics.gallery import _arrays, _search, fusion, records, store
+    from ektp_biometrics.gallery import _arrays, _search, abis, fusion, records, store
 
     docs = Path(__file__).resolve().parents[1] / "docs" / "gallery.md"
     result = doctest.testfile(str(docs), module_relative=False)
     assert result.failed == 0 and result.attempted > 20
-    for module in (package, records, store, _arrays, _search, fusion):
+    for module in (package, records, store, _arrays, _search, fusion, abis):
         assert doctest.testmod(module).failed == 0

@@ -17,7 +17,7 @@ from .. import __version__
 from ..errors import EktpError
 
 #: Command-family modules, in the order their commands appear in ``--help``.
-COMMAND_MODULES = ("demo", "fingerprint", "synth", "face", "devices", "packet", "gallery", "evaluate", "enroll", "station")
+COMMAND_MODULES = ("demo", "fingerprint", "synth", "face", "devices", "packet", "gallery", "evaluate", "enroll", "station", "abis")
 
 log = logging.getLogger("ektp_biometrics.cli")
 

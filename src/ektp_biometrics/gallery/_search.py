@@ -104,6 +104,9 @@ class Shard:
     def finger_count(self) -> int:
         return sum(len(blobs) for _, blobs, _ in self.fingers.values())
 
+    def _indices_of(self, ids: frozenset[str]) -> np.ndarray:
+        return np.array([i for i, pid in enumerate(self.person_ids) if pid in ids], dtype=np.int64)
+
     def _prepared_position(self, position: int) -> list:
         from ..fingerprint.match import prepare
 
@@ -150,11 +153,18 @@ class Shard:
         return shards
 
     def search(
-        self, probe: Person, k: int, params: FusionParameters, exclude: frozenset[str] = frozenset(), first: int = 0
+        self,
+        probe: Person,
+        k: int,
+        params: FusionParameters,
+        exclude: frozenset[str] = frozenset(),
+        first: int = 0,
+        only: frozenset[str] | None = None,
     ) -> list[Ranked]:
         """The ``k`` best candidates of this shard for ``probe``, skipping the ids in ``exclude``.
 
-        ``first`` skips the persons before that index (a batch compared with its own later members).
+        ``first`` skips the persons before that index (a batch compared with its own later
+        members); ``only``, when given, restricts the search to those ids.
         """
         from ..fingerprint.match import match_many, prepare
 
@@ -164,7 +174,10 @@ class Shard:
             if position not in self.fingers or not self.fingers[position][1]:
                 continue
             owners, _, quality = self.fingers[position]
-            wanted = np.flatnonzero(owners >= first)
+            selected = owners >= first
+            if only is not None:
+                selected &= np.isin(owners, self._indices_of(only))
+            wanted = np.flatnonzero(selected)
             if wanted.size == 0:
                 continue
             prepared = self._prepared_position(position)
@@ -175,7 +188,7 @@ class Shard:
         ranked = []
         for index in range(first, len(self.person_ids)):
             person_id = self.person_ids[index]
-            if person_id in exclude:
+            if person_id in exclude or (only is not None and person_id not in only):
                 continue
             face_score = face_similarity(probe.face, self.faces[index])
             finger_scores = scores.get(index, {})

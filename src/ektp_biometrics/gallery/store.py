@@ -29,7 +29,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -631,11 +631,13 @@ class Gallery:
             b if a == person_id else a for (a, b), d in decided.items() if d == "not-duplicate" and person_id in (a, b)
         )
 
-    def _search(self, person: Person, k: int, exclude: frozenset[str]) -> list[Ranked]:
+    def _search(self, person: Person, k: int, exclude: frozenset[str], only: frozenset[str] | None = None) -> list[Ranked]:
         """The in-process search: one shard holding everyone (a cluster gallery overrides this)."""
-        return self.shard().search(person, k, self.fusion, exclude)
+        return self.shard().search(person, k, self.fusion, exclude, only=only)
 
-    def identify(self, person: Person, k: int = 10, fpir: float | None = None) -> list[Candidate]:
+    def identify(
+        self, person: Person, k: int = 10, fpir: float | None = None, *, among: Iterable[str] | None = None
+    ) -> list[Candidate]:
         """The ``k`` enrolled persons most similar to ``person``, best first (exhaustive search).
 
         Every probe finger is compared with every live gallery finger of the same ISO position
@@ -653,7 +655,10 @@ class Gallery:
         fpir : float, optional
             Target false-positive identification rate in (0, 1]: only candidates whose fused
             false-match probability is at most ``fpir / N`` are returned, ``N`` the number of
-            live persons (:func:`ektp_biometrics.gallery.fusion.fpir_threshold`).
+            live persons searched (:func:`ektp_biometrics.gallery.fusion.fpir_threshold`).
+        among : iterable of str, optional
+            Search only these ids (an ABIS "gallery"); ids not enrolled are ignored, and ``N`` is
+            the number of them that are live.
 
         Returns
         -------
@@ -663,9 +668,17 @@ class Gallery:
             raise RecordError(f"identify expects a Person, got {type(person).__name__}")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigurationError(f"k must be a positive integer, got {k!r}")
-        cut = None if fpir is None else fpir_threshold(fpir, self.count())
+        only = None
+        if among is not None:
+            if isinstance(among, str):
+                raise ConfigurationError("among must be a collection of person ids, not one str")
+            only = frozenset(among)
+            for pid in only:
+                check_person_id(pid)
+        size = self.count() if only is None else sum(1 for pid in only if pid in self)
+        cut = None if fpir is None else fpir_threshold(fpir, size)
         exclude = self._not_duplicates(person.person_id) | {person.person_id}
-        ranked = self._search(person, k, exclude)
+        ranked = self._search(person, k, exclude, only)
         return [_candidate(r) for r in ranked if cut is None or r.score >= cut]
 
     def dedup(
