@@ -243,7 +243,9 @@ def gabor_bank(sigma_across: float, sigma_along: float) -> np.ndarray:
             kernel = envelope * (wave - (envelope * wave).sum() / envelope.sum())
             kernel /= (kernel * np.sign(wave)).sum()
             bank[o, f] = kernel
-    return bank
+    # Exactly point-symmetric, as an even filter is in exact arithmetic: the growth kernel shares
+    # one multiply between mirrored taps.
+    return 0.5 * (bank + bank[:, :, ::-1, ::-1])
 
 
 def _quantize(orientation: np.ndarray, period: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -329,6 +331,8 @@ def render_master(identity: FingerIdentity, rng: np.random.Generator, params: Sy
     >>> master.ridges.shape, master.ridges.dtype, bool(master.mask.any())
     ((200, 180), dtype('float32'), True)
     """
+    import cv2
+
     from . import _kernels
 
     rows, cols = identity.shape
@@ -349,7 +353,7 @@ def render_master(identity: FingerIdentity, rng: np.random.Generator, params: Sy
     o_bin, p_bin = _quantize(orientation, period)
     bank = gabor_bank(params.gabor_sigma_across, params.gabor_sigma_along)
     ridges = _kernels.grow_ridges(seeds, o_bin, p_bin, grow_mask, bank, params.growth_gain, params.growth_iterations, params.growth_polish, 1e-3)
-    valid = ndimage.distance_transform_edt(mask) >= params.master_border
+    valid = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) >= params.master_border
     minutiae = skeleton_minutiae(ridges > 0, orientation, valid, identity.period, params)
     for array in (ridges, mask, orientation, period):
         array.flags.writeable = False
