@@ -234,7 +234,8 @@ def _popcount_rows(words: np.ndarray) -> np.ndarray:
 # Layout of a prepared template, shared with match.py:
 #   words (V, 2W + Wc) uint64: binary cylinder | mask (a bit per direction bin of a valid cell) |
 #         one bit per valid cell
-#   minutia (V, 5) float64: direction theta, set bits of the binary cylinder, valid cells, x, y_up
+#   minutia (V, 7) float64: direction theta, set bits of the binary cylinder, valid cells, x, y_up,
+#         cos theta, sin theta
 #   points (N, 3) float64: x, y_up, theta of every minutia of the source template
 #   hull (H, 2) float64: convex hull of all minutiae, counter-clockwise
 #   pairs (2, V, V) float64: distance between minutiae t and k, angle of the vector from k to t
@@ -263,15 +264,30 @@ N_PACKED = 19
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _local_similarity_bits(
-    words_a: np.ndarray, minutia_a: np.ndarray, words_b: np.ndarray, minutia_b: np.ndarray, params: np.ndarray
-) -> np.ndarray:
-    """Local similarity matrix of binary cylinders (MCC eq. 6 with the bit norms of section 5).
+def _root(roots: np.ndarray, n: np.uint64) -> float:
+    """sqrt(n) from the table of square roots of 0, 1, 2, ... (computed past its end)."""
+    k = np.int64(n)  # signed, so that the comparison below stays in integers
+    if k < roots.shape[0]:
+        return roots[k]
+    return math.sqrt(float(k))
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _fill_local_similarity(
+    words_a: np.ndarray,
+    minutia_a: np.ndarray,
+    words_b: np.ndarray,
+    minutia_b: np.ndarray,
+    params: np.ndarray,
+    roots: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Local similarity matrix of binary cylinders (MCC eq. 6 with the bit norms of section 5), into ``out``.
 
     A pair is matchable when the directions differ by at most the maximum and enough cells are
     valid in both; its similarity is 1 - sqrt|a xor b| / (sqrt|a| + sqrt|b|) over the cells valid
     in both.  A cylinder whose cells are all valid needs no masking, which saves most popcounts.
-    Returns (nA, nB) float32 in [0, 1].
+    ``roots`` tabulates square roots of bit counts.  ``out`` is (nA, nB) float32.
     """
     na = words_a.shape[0]
     nb = words_b.shape[0]
@@ -281,10 +297,10 @@ def _local_similarity_bits(
     min_cells = params[P_MIN_MATCHABLE_CELLS]
     max_turn = params[P_MAX_DIRECTION_DIFFERENCE]
     check_direction = max_turn < math.pi
-    out = np.zeros((na, nb), np.float32)
     for i in range(na):
         full_a = minutia_a[i, 2] == full_cells
         for j in range(nb):
+            out[i, j] = 0.0
             if check_direction and abs(_angle_difference(minutia_a[i, 0], minutia_b[j, 0])) > max_turn:
                 continue
             full_b = minutia_b[j, 2] == full_cells
@@ -306,7 +322,7 @@ def _local_similarity_bits(
                     shared = np.uint64(0)
                     for w in range(2 * w_bits, 2 * w_bits + w_cells):
                         shared += _popcount(words_a[i, w] & words_b[j, w])
-                    common = float(shared)
+                    common = float(np.int64(shared))
                 if common < min_cells:
                     continue
                 for w in range(w_bits):
@@ -315,21 +331,20 @@ def _local_similarity_bits(
                     n_a += _popcount(ca)
                     n_b += _popcount(cb)
                     n_x += _popcount(ca ^ cb)
-            denominator = math.sqrt(n_a) + math.sqrt(n_b)
+            denominator = _root(roots, n_a) + _root(roots, n_b)
             if denominator > 0.0:
-                out[i, j] = 1.0 - math.sqrt(n_x) / denominator
-    return out
+                out[i, j] = 1.0 - _root(roots, n_x) / denominator
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _gate_rotation(similarity: np.ndarray, minutia_a: np.ndarray, minutia_b: np.ndarray, rotation: float, gate: float):
-    """Zero, in place, the pairs whose rotation theta_a - theta_b is more than ``gate`` from ``rotation``."""
-    for i in range(similarity.shape[0]):
-        for j in range(similarity.shape[1]):
-            if similarity[i, j] > 0.0:
-                d = _angle_difference(minutia_a[i, 0] - minutia_b[j, 0], rotation)
-                if abs(d) > gate:
-                    similarity[i, j] = 0.0
+def _local_similarity_bits(
+    words_a: np.ndarray, minutia_a: np.ndarray, words_b: np.ndarray, minutia_b: np.ndarray, params: np.ndarray
+) -> np.ndarray:
+    """:func:`_fill_local_similarity` into a new (nA, nB) float32 array, values in [0, 1]."""
+    out = np.empty((words_a.shape[0], words_b.shape[0]), np.float32)
+    roots = np.sqrt(np.arange(64 * int(params[P_WORDS]) + 1).astype(np.float64))
+    _fill_local_similarity(words_a, minutia_a, words_b, minutia_b, params, roots, out)
+    return out
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -342,37 +357,77 @@ def _sigmoid(v: float, center: float, steepness: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _select_pairs(similarity: np.ndarray, limit: int):
+def _workspace(max_a: int, max_b: int, max_pairs: int):
+    """Scratch space for comparing templates of up to ``max_a`` and ``max_b`` valid cylinders.
+
+    Returns ``(similarity, floats, ints)``: flat float32 of max_a * max_b, float64 and int64
+    arrays sized for :func:`_select_pairs` and :func:`_relaxed_score`.  Reusing one workspace
+    across a gallery saves two dozen small allocations per comparison.
+    """
+    n = max_a + max_b
+    floats = np.empty(3 * n + 3 * max_pairs + max_pairs * max_pairs + 2 * max_a)
+    ints = np.empty(5 * n + 4 * max_pairs, np.int64)
+    return np.empty(max_a * max_b, np.float32), floats, ints
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _select_pairs(
+    similarity: np.ndarray,
+    limit: int,
+    turn_cos: np.ndarray,
+    turn_sin: np.ndarray,
+    minutia_b: np.ndarray,
+    cos_gate: float,
+    floats: np.ndarray,
+    ints: np.ndarray,
+):
     """Up to ``limit`` one-to-one pairs (i, j), greedily by decreasing similarity.
 
-    Candidates are each row's and each column's best pair (ties: the lower index); they are
-    taken in decreasing similarity (ties: rows' candidates first, then by index) unless a minutia
-    is already used.  Returns (pairs_a, pairs_b, count).
+    Only pairs whose rotation is within the gate count: cos(theta_a - rotation - theta_b) >=
+    ``cos_gate``, from ``turn_cos``/``turn_sin`` = cos/sin(theta_a - rotation) and b's stored
+    cos/sin (columns 5 and 6 of ``minutia_b``); ``cos_gate`` = -2 admits every pair.  Candidates
+    are each row's and each column's best admitted pair (ties: the lower index); they are taken in
+    decreasing similarity (ties: rows' candidates first, then by index) unless a minutia is already
+    used.  Returns (pairs_a, pairs_b, count), views into ``ints``.
     """
     na = similarity.shape[0]
     nb = similarity.shape[1]
-    row_best = np.full(na, -1, np.int32)
-    col_best = np.full(nb, -1, np.int32)
-    row_value = np.zeros(na, np.float32)
-    col_value = np.zeros(nb, np.float32)
-    for i in range(na):
-        for j in range(nb):
-            v = similarity[i, j]
-            if v > row_value[i]:
-                row_value[i] = v
-                row_best[i] = j
-            if v > col_value[j]:
-                col_value[j] = v
-                col_best[j] = i
-    cand_a = np.empty(na + nb, np.int32)
-    cand_b = np.empty(na + nb, np.int32)
-    cand_v = np.empty(na + nb, np.float64)
+    n_all = na + nb
+    col_value = floats[:nb]
+    cand_v = floats[nb : nb + n_all]
+    row_best = ints[:na]
+    col_best = ints[na:n_all]
+    cand_a = ints[n_all : 2 * n_all]
+    cand_b = ints[2 * n_all : 3 * n_all]
+    order = ints[3 * n_all : 4 * n_all]
+    used = ints[4 * n_all : 5 * n_all]  # a's minutiae, then b's
+    pairs_a = ints[5 * n_all : 5 * n_all + limit]
+    pairs_b = ints[5 * n_all + limit : 5 * n_all + 2 * limit]
+    for j in range(nb):
+        col_value[j] = 0.0
+        col_best[j] = -1
+    gated = cos_gate > -1.5
     n = 0
     for i in range(na):
-        if row_best[i] >= 0:
+        best = -1
+        best_value = 0.0
+        ci = turn_cos[i]
+        si = turn_sin[i]
+        for j in range(nb):
+            v = float(similarity[i, j])
+            if gated:  # pairs outside the gate count as 0
+                v = v if ci * minutia_b[j, 5] + si * minutia_b[j, 6] >= cos_gate else 0.0
+            if v > best_value:
+                best_value = v
+                best = j
+            better = v > col_value[j]
+            col_value[j] = v if better else col_value[j]
+            col_best[j] = i if better else col_best[j]
+        row_best[i] = best
+        if best >= 0:
             cand_a[n] = i
-            cand_b[n] = row_best[i]
-            cand_v[n] = row_value[i]
+            cand_b[n] = best
+            cand_v[n] = best_value
             n += 1
     for j in range(nb):
         i = col_best[j]
@@ -382,30 +437,27 @@ def _select_pairs(similarity: np.ndarray, limit: int):
             cand_v[n] = col_value[j]
             n += 1
     # stable insertion sort by decreasing similarity: n is at most nA + nB, usually ~2 x 35, where
-    # this beats a general sort and its allocations
-    order = np.arange(n)
-    for r in range(1, n):
-        k = order[r]
-        v = cand_v[k]
+    # this beats a general sort
+    for r in range(n):
+        k = r
+        v = cand_v[r]
         q = r
         while q > 0 and cand_v[order[q - 1]] < v:
             order[q] = order[q - 1]
             q -= 1
         order[q] = k
-    pairs_a = np.empty(limit, np.int32)
-    pairs_b = np.empty(limit, np.int32)
-    used_a = np.zeros(na, np.bool_)
-    used_b = np.zeros(nb, np.bool_)
+    for k in range(n_all):
+        used[k] = 0
     count = 0
     for r in range(n):
         if count >= limit:
             break
         i = cand_a[order[r]]
         j = cand_b[order[r]]
-        if used_a[i] or used_b[j]:
+        if used[i] or used[na + j]:
             continue
-        used_a[i] = True
-        used_b[j] = True
+        used[i] = 1
+        used[na + j] = 1
         pairs_a[count] = i
         pairs_b[count] = j
         count += 1
@@ -415,29 +467,27 @@ def _select_pairs(similarity: np.ndarray, limit: int):
 def sigmoid_tables(centers_steepness: np.ndarray, length: int = 4097, cutoff: float = 25.0):
     """Tabulate decreasing sigmoids Z(d; mu, tau) (tau < 0) on [0, mu + cutoff / |tau|].
 
-    Returns ``(tables, steps)``: (3, length) float64 values and (3,) sample spacing.  Beyond the
-    table's end Z < exp(-cutoff), which the kernel treats as 0.
+    Returns ``(tables, scales)``: (3, length + 1) float64 values and (3,) samples per unit of d
+    (the inverse spacing, so that a lookup multiplies).  Beyond the table's end Z < exp(-cutoff),
+    which the kernel treats as 0; the extra last sample (0) lets a lookup clamp instead of branch.
     """
     n = centers_steepness.shape[0]
-    tables = np.empty((n, length))
-    steps = np.empty(n)
+    tables = np.zeros((n, length + 1))
+    scales = np.empty(n)
     for r in range(n):
         mu, tau = centers_steepness[r]
         end = mu + cutoff / abs(tau)
         d = np.linspace(0.0, end, length)
-        tables[r] = 1.0 / (1.0 + np.exp(-tau * (d - mu)))
-        tables[r, -1] = 0.0
-        steps[r] = end / (length - 1)
-    return tables, steps
+        tables[r, :length] = 1.0 / (1.0 + np.exp(-tau * (d - mu)))
+        tables[r, length - 1] = 0.0
+        scales[r] = (length - 1) / end
+    return tables, scales
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _lookup(tables: np.ndarray, steps: np.ndarray, row: int, d: float) -> float:
-    """Linear interpolation in a sigmoid table (0 past its end)."""
-    u = d / steps[row]
-    last = tables.shape[1] - 1
-    if u >= last:
-        return 0.0
+def _lookup(tables: np.ndarray, scales: np.ndarray, row: int, d: float) -> float:
+    """Linear interpolation in a sigmoid table (0 past its end), without a branch."""
+    u = min(d * scales[row], float(tables.shape[1] - 2))  # the last two samples are 0
     k = int(u)
     f = u - k
     return tables[row, k] * (1.0 - f) + tables[row, k + 1] * f
@@ -452,15 +502,22 @@ def _relaxed_score(
     pairs_b: np.ndarray,
     params: np.ndarray,
     tables: np.ndarray,
-    steps: np.ndarray,
+    scales: np.ndarray,
     pair_limit: int,
+    rotation: float,
+    gate: float,
+    floats: np.ndarray,
+    ints: np.ndarray,
 ):
     """LSS-R global score (MCC section 4.3) from a local similarity matrix, relaxing at most
-    ``pair_limit`` pairs.
+    ``pair_limit`` pairs, among those whose rotation theta_a - theta_b is within ``gate`` of
+    ``rotation`` (``gate`` >= pi admits all).
 
-    ``tables``/``steps`` tabulate the distance, direction and radial compatibility sigmoids
-    (:func:`sigmoid_tables`).  Returns ``(score, rotation)``: the rotation theta_a - theta_b of
-    the scoring pairs (their circular mean weighted by relaxed similarity), 0 without pairs.
+    ``tables``/``scales`` tabulate the distance, direction and radial compatibility sigmoids
+    (:func:`sigmoid_tables`); ``floats``/``ints`` are scratch space from :func:`_workspace`.
+    Returns ``(score, rotation, tx, ty)``: the rigid transform taking b onto a that the scoring
+    pairs agree on (their circular mean rotation and mean translation, weighted by relaxed
+    similarity), zeros without pairs.
     """
     na = similarity.shape[0]
     nb = similarity.shape[1]
@@ -477,36 +534,46 @@ def _relaxed_score(
     iterations = int(params[P_ITERATIONS])
     weight = params[P_WEIGHT]
     limit = min(smaller, pair_limit)
-    sel_a, sel_b, n_r = _select_pairs(similarity, limit)
+    # cos/sin(theta_a - rotation) of a's minutiae, for the gate, from their stored cos/sin
+    n_all = na + nb
+    turn_cos = floats[n_all + nb : n_all + nb + na]
+    turn_sin = floats[n_all + nb + na : n_all + nb + 2 * na]
+    cr = math.cos(rotation)
+    sr = math.sin(rotation)
+    for i in range(na):
+        turn_cos[i] = minutia_a[i, 5] * cr + minutia_a[i, 6] * sr
+        turn_sin[i] = minutia_a[i, 6] * cr - minutia_a[i, 5] * sr
+    cos_gate = math.cos(gate) if gate < math.pi else -2.0
+    sel_a, sel_b, n_r = _select_pairs(similarity, limit, turn_cos, turn_sin, minutia_b, cos_gate, floats, ints)
     if n_r == 0:
         return 0.0, 0.0, 0.0, 0.0
-    initial = np.empty(n_r)
+    base = n_all + nb + 2 * na
+    initial = floats[base : base + n_r]
+    current = floats[base + limit : base + limit + n_r]
+    following = floats[base + 2 * limit : base + 2 * limit + n_r]
+    rho = floats[base + 3 * limit : base + 3 * limit + n_r * n_r].reshape((n_r, n_r))
     for t in range(n_r):
         initial[t] = similarity[sel_a[t], sel_b[t]]
+        current[t] = initial[t]
+        rho[t, t] = 0.0
     # compatibility rho(t, k) of pair t with pair k; the distance and direction terms are symmetric
-    rho = np.zeros((n_r, n_r))
     for t in range(n_r):
         at = sel_a[t]
         bt = sel_b[t]
         for k in range(t + 1, n_r):
             ak = sel_a[k]
             bk = sel_b[k]
-            r1 = _lookup(tables, steps, 0, abs(pairs_a[0, at, ak] - pairs_b[0, bt, bk]))
-            if r1 == 0.0:
-                continue
+            # no early exit when a term is 0: a branch per term mispredicts more than it saves
+            r1 = _lookup(tables, scales, 0, abs(pairs_a[0, at, ak] - pairs_b[0, bt, bk]))
             da = minutia_a[at, 0] - minutia_a[ak, 0]
             db = minutia_b[bt, 0] - minutia_b[bk, 0]
-            r12 = r1 * _lookup(tables, steps, 1, abs(_angle_difference(da, db)))
-            if r12 == 0.0:
-                continue
+            r12 = r1 * _lookup(tables, scales, 1, abs(_angle_difference(da, db)))
             ra = minutia_a[at, 0] - pairs_a[1, at, ak]
             rb = minutia_b[bt, 0] - pairs_b[1, bt, bk]
-            rho[t, k] = r12 * _lookup(tables, steps, 2, abs(_angle_difference(ra, rb)))
+            rho[t, k] = r12 * _lookup(tables, scales, 2, abs(_angle_difference(ra, rb)))
             ra = minutia_a[ak, 0] - pairs_a[1, ak, at]
             rb = minutia_b[bk, 0] - pairs_b[1, bk, bt]
-            rho[k, t] = r12 * _lookup(tables, steps, 2, abs(_angle_difference(ra, rb)))
-    current = initial.copy()
-    following = np.empty(n_r)
+            rho[k, t] = r12 * _lookup(tables, scales, 2, abs(_angle_difference(ra, rb)))
     spread = (1.0 - weight) / (n_r - 1) if n_r > 1 else 0.0
     for _ in range(iterations):
         for t in range(n_r):
@@ -514,36 +581,40 @@ def _relaxed_score(
             for k in range(n_r):
                 acc += rho[t, k] * current[k]
             following[t] = weight * current[t] + spread * acc
-        current, following = following, current
+        for t in range(n_r):
+            current[t] = following[t]
     # the n_P pairs with the highest efficiency (final / initial similarity) give the score
-    taken = np.zeros(n_r, np.bool_)
-    chosen = np.empty(min(n_p, n_r), np.int64)
+    taken = ints[5 * n_all + 2 * limit : 5 * n_all + 2 * limit + n_r]
+    efficiency = following  # free after the last iteration
+    for t in range(n_r):
+        taken[t] = 0
+        efficiency[t] = current[t] / initial[t]
+    n_best = min(n_p, n_r)
+    chosen = ints[5 * n_all + 2 * limit + n_r : 5 * n_all + 2 * limit + n_r + n_best]
     total = 0.0
     rot_c = 0.0
     rot_s = 0.0
-    for r in range(min(n_p, n_r)):
+    for r in range(n_best):
         best = -1
         best_eff = -1.0
         for t in range(n_r):
-            if not taken[t]:
-                eff = current[t] / initial[t]
-                if eff > best_eff:
-                    best_eff = eff
-                    best = t
-        taken[best] = True
+            if not taken[t] and efficiency[t] > best_eff:
+                best_eff = efficiency[t]
+                best = t
+        taken[best] = 1
         chosen[r] = best
         total += current[best]
         turn = minutia_a[sel_a[best], 0] - minutia_b[sel_b[best], 0]
         rot_c += current[best] * math.cos(turn)
         rot_s += current[best] * math.sin(turn)
-    rotation = math.atan2(rot_s, rot_c)
+    found = math.atan2(rot_s, rot_c)
     # translation taking the rotated b positions onto a, weighted like the rotation
-    c = math.cos(rotation)
-    s = math.sin(rotation)
+    c = math.cos(found)
+    s = math.sin(found)
     tx = 0.0
     ty = 0.0
     weights = 0.0
-    for r in range(chosen.shape[0]):
+    for r in range(n_best):
         w = current[chosen[r]]
         ia = sel_a[chosen[r]]
         ib = sel_b[chosen[r]]
@@ -553,7 +624,7 @@ def _relaxed_score(
     if weights > 0.0:
         tx /= weights
         ty /= weights
-    return total / n_p, rotation, tx, ty
+    return total / n_p, found, tx, ty
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -631,6 +702,62 @@ def _alignment_score(
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _match_into(
+    words_a: np.ndarray,
+    minutia_a: np.ndarray,
+    pairs_a: np.ndarray,
+    points_a: np.ndarray,
+    hull_a: np.ndarray,
+    words_b: np.ndarray,
+    minutia_b: np.ndarray,
+    pairs_b: np.ndarray,
+    points_b: np.ndarray,
+    hull_b: np.ndarray,
+    params: np.ndarray,
+    tables: np.ndarray,
+    scales: np.ndarray,
+    roots: np.ndarray,
+    similarity: np.ndarray,
+    floats: np.ndarray,
+    ints: np.ndarray,
+) -> float:
+    """Full comparison: bit local similarities, LSS-R (twice with the rotation gate), alignment.
+
+    ``similarity``, ``floats`` and ``ints`` are scratch space from :func:`_workspace`, reused
+    across comparisons.
+    """
+    na = words_a.shape[0]
+    nb = words_b.shape[0]
+    if na == 0 or nb == 0:
+        return 0.0
+    sim = similarity[: na * nb].reshape((na, nb))  # C-contiguous, unlike a 2-D slice
+    _fill_local_similarity(words_a, minutia_a, words_b, minutia_b, params, roots, sim)
+    gate = params[P_ROTATION_GATE]
+    rotation = 0.0
+    if gate < math.pi:
+        # the first pass finds the rotation of the best-agreeing pairs, the second scores only
+        # pairs near it (MCC's delta_theta gate, re-centred so any rotation is accepted)
+        rotation = _relaxed_score(
+            sim, minutia_a, pairs_a, minutia_b, pairs_b, params, tables, scales, int(params[P_ROTATION_PAIRS]),
+            0.0, math.pi, floats, ints,
+        )[1]  # fmt: skip
+    score, rotation, tx, ty = _relaxed_score(
+        sim, minutia_a, pairs_a, minutia_b, pairs_b, params, tables, scales, int(params[P_MAX_RELAXATION_PAIRS]),
+        rotation, gate, floats, ints,
+    )  # fmt: skip
+    weight = params[P_ALIGN_WEIGHT]
+    if weight <= 0.0 or score <= 0.0:
+        return score
+    aligned = _alignment_score(points_a, hull_a, points_b, hull_b, rotation, tx, ty, params)
+    return (1.0 - weight) * score + weight * aligned
+
+
+@njit(cache=True, nogil=True)
+def _largest_relaxation(params: np.ndarray) -> int:
+    return int(max(params[P_MAX_RELAXATION_PAIRS], params[P_ROTATION_PAIRS]))
+
+
+@njit(cache=True, nogil=True)
 def _match_prepared(
     words_a: np.ndarray,
     minutia_a: np.ndarray,
@@ -644,28 +771,15 @@ def _match_prepared(
     hull_b: np.ndarray,
     params: np.ndarray,
     tables: np.ndarray,
-    steps: np.ndarray,
+    scales: np.ndarray,
+    roots: np.ndarray,
 ) -> float:
-    """Full comparison: bit local similarities, LSS-R (twice with the rotation gate), alignment."""
-    if words_a.shape[0] == 0 or words_b.shape[0] == 0:
-        return 0.0
-    similarity = _local_similarity_bits(words_a, minutia_a, words_b, minutia_b, params)
-    gate = params[P_ROTATION_GATE]
-    if gate < math.pi:
-        # the first pass finds the rotation of the best-agreeing pairs, the second scores only
-        # pairs near it (MCC's delta_theta gate, re-centred so any rotation is accepted)
-        rotation = _relaxed_score(
-            similarity, minutia_a, pairs_a, minutia_b, pairs_b, params, tables, steps, int(params[P_ROTATION_PAIRS])
-        )[1]
-        _gate_rotation(similarity, minutia_a, minutia_b, rotation, gate)
-    score, rotation, tx, ty = _relaxed_score(
-        similarity, minutia_a, pairs_a, minutia_b, pairs_b, params, tables, steps, int(params[P_MAX_RELAXATION_PAIRS])
-    )
-    weight = params[P_ALIGN_WEIGHT]
-    if weight <= 0.0 or score <= 0.0:
-        return score
-    aligned = _alignment_score(points_a, hull_a, points_b, hull_b, rotation, tx, ty, params)
-    return (1.0 - weight) * score + weight * aligned
+    """:func:`_match_into` with its own workspace (one comparison)."""
+    similarity, floats, ints = _workspace(words_a.shape[0], words_b.shape[0], _largest_relaxation(params))
+    return _match_into(
+        words_a, minutia_a, pairs_a, points_a, hull_a, words_b, minutia_b, pairs_b, points_b, hull_b,
+        params, tables, scales, roots, similarity, floats, ints,
+    )  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
@@ -683,24 +797,30 @@ def _match_one_to_many(
     offsets: np.ndarray,
     params: np.ndarray,
     tables: np.ndarray,
-    steps: np.ndarray,
+    scales: np.ndarray,
+    roots: np.ndarray,
 ) -> np.ndarray:
     """Scores of one prepared template against many, concatenated (no per-comparison dispatch).
 
     ``offsets`` (G + 1, 4) int64 holds, per template, where its rows start in ``words_all`` and
     ``minutia_all``, where its flattened (2, V, V) block starts in ``pairs_flat``, and where its
-    rows start in ``points_all`` and ``hull_all``; row G holds the ends.
+    rows start in ``points_all`` and ``hull_all``; row G holds the ends.  One workspace serves
+    every comparison.
     """
     n = offsets.shape[0] - 1
     out = np.empty(n)
+    largest = 0
+    for g in range(n):
+        largest = max(largest, offsets[g + 1, 0] - offsets[g, 0])
+    similarity, floats, ints = _workspace(words_a.shape[0], largest, _largest_relaxation(params))
     for g in range(n):
         r0 = offsets[g, 0]
         v = offsets[g + 1, 0] - r0
         p0 = offsets[g, 1]
-        out[g] = _match_prepared(
+        out[g] = _match_into(
             words_a, minutia_a, pairs_a, points_a, hull_a,
             words_all[r0 : r0 + v], minutia_all[r0 : r0 + v], pairs_flat[p0 : p0 + 2 * v * v].reshape((2, v, v)),
             points_all[offsets[g, 2] : offsets[g + 1, 2]], hull_all[offsets[g, 3] : offsets[g + 1, 3]],
-            params, tables, steps,
+            params, tables, scales, roots, similarity, floats, ints,
         )  # fmt: skip
     return out

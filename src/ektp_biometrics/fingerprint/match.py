@@ -57,8 +57,9 @@ def _cell_layout(params: MatchParameters) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=16)
-def _kernel_params(params: MatchParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Parameters packed for the kernels, and the tabulated compatibility sigmoids."""
+def _kernel_params(params: MatchParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Parameters packed for the kernels, the tabulated compatibility sigmoids (values and samples
+    per unit) and the square roots of every possible bit count of a cylinder."""
     n_cells = _cell_layout(params)[0].shape[0]
     packed = np.zeros(kernels.N_PACKED)
     packed[kernels.P_MIN_PAIRS] = params.min_pairs
@@ -80,7 +81,7 @@ def _kernel_params(params: MatchParameters) -> tuple[np.ndarray, np.ndarray, np.
     packed[kernels.P_ALIGN_MIN_OVERLAP] = params.align_min_overlap
     packed[kernels.P_ALIGN_WEIGHT] = params.align_weight
     packed[kernels.P_ROTATION_PAIRS] = params.rotation_estimate_pairs
-    tables, steps = kernels.sigmoid_tables(
+    tables, scales = kernels.sigmoid_tables(
         np.array(
             [
                 [params.distance_compat_center, params.distance_compat_steepness],
@@ -89,9 +90,10 @@ def _kernel_params(params: MatchParameters) -> tuple[np.ndarray, np.ndarray, np.
             ]
         )
     )
-    for a in (packed, tables, steps):
+    roots = np.sqrt(np.arange(64 * int(packed[kernels.P_WORDS]) + 1, dtype=np.float64))
+    for a in (packed, tables, scales, roots):
         a.flags.writeable = False
-    return packed, tables, steps
+    return packed, tables, scales, roots
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,8 +115,9 @@ class MatchTemplate:
     words : (V, 2W + Wc) ndarray of uint64
         Binary cylinder (W words), its validity mask (a bit per direction bin of a valid cell, W
         words) and one bit per valid cell (Wc words).
-    minutia : (V, 5) ndarray of float64
-        Direction, set bits of the binary cylinder, number of valid cells, x, y_up.
+    minutia : (V, 7) ndarray of float64
+        Direction, set bits of the binary cylinder, number of valid cells, x, y_up, and the
+        direction's cosine and sine.
     pairs : (2, V, V) ndarray of float64
         Distance between minutiae t and k, and the angle of the vector from k to t.
     points : (N, 3) ndarray of float64
@@ -237,7 +240,9 @@ def prepare(template: FingerprintTemplate, params: MatchParameters | None = None
         values=np.ascontiguousarray(values[keep]),
         words=np.ascontiguousarray(np.hstack([packed_bits, mask, cells])),
         minutia=np.ascontiguousarray(
-            np.stack([kt, kernels._popcount_rows(packed_bits), valid_kept.sum(axis=1), kx, ky], axis=1).astype(np.float64)
+            np.stack(
+                [kt, kernels._popcount_rows(packed_bits), valid_kept.sum(axis=1), kx, ky, np.cos(kt), np.sin(kt)], axis=1
+            ).astype(np.float64)
         ),
         pairs=np.ascontiguousarray(np.stack([np.hypot(dx, dy), np.arctan2(dy, dx)])),
         points=np.ascontiguousarray(np.stack([x, y_up, theta], axis=1)),
@@ -296,11 +301,11 @@ def match(a: TemplateLike, b: TemplateLike, params: MatchParameters | None = Non
     params = _check_params(params)
     pa = _as_prepared(a, params, "a")
     pb = _as_prepared(b, params, "b")
-    packed, tables, steps = _kernel_params(params)
+    packed, tables, scales, roots = _kernel_params(params)
     return float(
         kernels._match_prepared(
             pa.words, pa.minutia, pa.pairs, pa.points, pa.hull, pb.words, pb.minutia, pb.pairs, pb.points, pb.hull,
-            packed, tables, steps,
+            packed, tables, scales, roots,
         )
     )  # fmt: skip
 
@@ -326,7 +331,7 @@ def match_many(
     params = _check_params(params)
     pa = _as_prepared(probe, params, "probe")
     prepared = [_as_prepared(g, params, f"gallery[{i}]") for i, g in enumerate(gallery)]
-    packed, tables, steps = _kernel_params(params)
+    packed, tables, scales, roots = _kernel_params(params)
     offsets = np.zeros((len(prepared) + 1, 4), dtype=np.int64)
     for g, t in enumerate(prepared):
         offsets[g + 1] = offsets[g] + (len(t), 2 * len(t) ** 2, t.points.shape[0], t.hull.shape[0])
@@ -337,9 +342,9 @@ def match_many(
 
     return kernels._match_one_to_many(
         pa.words, pa.minutia, pa.pairs, pa.points, pa.hull,
-        stacked("words", np.zeros((0, width), np.uint64)), stacked("minutia", np.zeros((0, 5))),
+        stacked("words", np.zeros((0, width), np.uint64)), stacked("minutia", np.zeros((0, 7))),
         stacked("pairs", np.zeros(0)), stacked("points", np.zeros((0, 3))), stacked("hull", np.zeros((0, 2))),
-        offsets, packed, tables, steps,
+        offsets, packed, tables, scales, roots,
     )  # fmt: skip
 
 
