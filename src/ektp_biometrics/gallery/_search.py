@@ -104,6 +104,27 @@ class Shard:
     def finger_count(self) -> int:
         return sum(len(blobs) for _, blobs, _ in self.fingers.values())
 
+    def keys_of_persons(self) -> list[int]:
+        """Per person, the key (SQLite person row) of its fingers; -1 for a person without fingers or keys."""
+        keys = [-1] * len(self.person_ids)
+        if self.keys is not None:
+            for position, (owners, _, _) in self.fingers.items():
+                for owner, key in zip(owners.tolist(), self.keys[position].tolist()):
+                    keys[owner] = key
+        return keys
+
+    def fingers_of(self, person_ids: Sequence[str]) -> tuple[list[str], list[FingerprintTemplate], list[int]]:
+        """(ids, templates, positions) of every finger of the given persons."""
+        wanted = set(person_ids)
+        ids, templates, positions = [], [], []
+        for position, (owners, blobs, _) in self.fingers.items():
+            for owner, blob in zip(owners.tolist(), blobs):
+                if self.person_ids[owner] in wanted:
+                    ids.append(self.person_ids[owner])
+                    templates.append(FingerprintTemplate.from_bytes(blob, "ektp"))
+                    positions.append(position)
+        return ids, templates, positions
+
     def _indices_of(self, ids: frozenset[str]) -> np.ndarray:
         return np.array([i for i, pid in enumerate(self.person_ids) if pid in ids], dtype=np.int64)
 

@@ -232,11 +232,20 @@ class Gallery:
         self._arrays: SearchArrays | None = None
         self._shard: tuple[int, Shard] | None = None
         self._prepared: dict[tuple[int, int], object] = {}
+        self._indexed = False
+        self._index: object = None  # FingerprintIndex of the live fingers when searching "indexed"
+        self._index_rows: dict[str, int] = {}  # person id -> the person row its fingers in the index come from
 
     # -- opening and closing ----------------------------------------------------------------------
     @classmethod
     def open(
-        cls, path: str | Path, *, create: bool = True, fusion: FusionParameters = DEFAULT_FUSION, cluster: object = None
+        cls,
+        path: str | Path,
+        *,
+        create: bool = True,
+        fusion: FusionParameters = DEFAULT_FUSION,
+        cluster: object = None,
+        search: str = "exhaustive",
     ) -> "Gallery":
         """Open the gallery at ``path`` (a SQLite file), creating it if ``create``.
 
@@ -252,6 +261,13 @@ class Gallery:
             split into one shard per worker, each worker searches its shard with the same
             kernels and the top-k lists are merged (:class:`ektp_biometrics.gallery.cluster.ClusterGallery`).
             Records, audit and decisions stay in the SQLite file.
+        search : {"exhaustive", "indexed"}
+            ``"exhaustive"`` compares the probe with every enrolled finger.  ``"indexed"`` keeps
+            a :class:`ektp_biometrics.fingerprint.index.FingerprintIndex` of the live fingers
+            (updated incrementally) and fully compares only the persons its fast first stage
+            shortlists: the same scores for the persons it returns, far less work on a large
+            gallery, but a mate outside the shortlist is missed.  Searches restricted with
+            ``among=`` and probes without fingers stay exhaustive.  In-process only.
 
         Raises
         ------
@@ -288,11 +304,19 @@ class Gallery:
         if version != SCHEMA_VERSION:
             conn.close()
             raise GalleryError(f"{path} has gallery schema {version}; this library reads schema {SCHEMA_VERSION}", "corrupt")
+        if search not in ("exhaustive", "indexed"):
+            conn.close()
+            raise ConfigurationError(f"search must be 'exhaustive' or 'indexed', got {search!r}")
         if cluster is not None:
+            if search != "exhaustive":
+                conn.close()
+                raise ConfigurationError("a cluster gallery searches exhaustively; search='indexed' is in-process only")
             from .cluster import ClusterGallery
 
             return ClusterGallery(path, conn, fusion, cluster)
-        return cls(path, conn, fusion)
+        gallery = cls(path, conn, fusion)
+        gallery._indexed = search == "indexed"
+        return gallery
 
     def close(self) -> None:
         """Close the connection; further calls raise :class:`GalleryError`."""
@@ -303,6 +327,7 @@ class Gallery:
             self._arrays = None
             self._shard = None
             self._prepared.clear()
+            self._index, self._index_rows = None, {}
 
     def __enter__(self) -> "Gallery":
         return self
@@ -633,7 +658,35 @@ class Gallery:
 
     def _search(self, person: Person, k: int, exclude: frozenset[str], only: frozenset[str] | None = None) -> list[Ranked]:
         """The in-process search: one shard holding everyone (a cluster gallery overrides this)."""
-        return self.shard().search(person, k, self.fusion, exclude, only=only)
+        with self._lock:
+            shard = self.shard()
+            if self._indexed and only is None and person.fingers:
+                return shard.search(person, k, self.fusion, exclude, only=self._shortlist(shard, person, k + len(exclude)))
+            return shard.search(person, k, self.fusion, exclude, only=only)
+
+    def _shortlist(self, shard: Shard, person: Person, k: int) -> frozenset[str]:
+        """Persons the fingerprint index puts forward for ``person`` (its first stage, then its full matcher)."""
+        from ..fingerprint.index import FingerprintIndex
+
+        if self._index is None:
+            self._index, self._index_rows = FingerprintIndex(threads=1), {}
+        index: FingerprintIndex = self._index  # type: ignore[assignment]
+        live = dict(zip(shard.person_ids, shard.keys_of_persons()))
+        gone = [pid for pid, row in self._index_rows.items() if live.get(pid) != row]
+        if gone:
+            index.remove([pid for pid in gone if pid in index])
+            for pid in gone:
+                del self._index_rows[pid]
+        new = [pid for pid in live if pid not in self._index_rows]
+        if new:
+            ids, templates, positions = shard.fingers_of(new)
+            if ids:
+                index.add(ids, templates, positions)
+            self._index_rows.update((pid, live[pid]) for pid in new)
+        if len(index) == 0:
+            return frozenset()
+        wanted = max(k, index.params.shortlist)
+        return frozenset(c.id for c in index.search_person(dict(person.fingers), k=wanted))
 
     def identify(
         self, person: Person, k: int = 10, fpir: float | None = None, *, among: Iterable[str] | None = None
