@@ -2,7 +2,7 @@
 
 Run from the project root, one measurement at a time (the machine is shared)::
 
-    python benchmarks/bench_synth.py render            # median time of one 400x400 impression, 1 core
+    python benchmarks/bench_synth.py render --fingers 21 --baseline b6bd21f   # 400x400 path, 1 pinned core
     python benchmarks/bench_synth.py masters           # master growth time and minutiae density
     python benchmarks/bench_synth.py templates --fingers 1000000 --workers 2
     python benchmarks/bench_synth.py extractor --fingers 100 --impressions 4 --noise clean
@@ -28,35 +28,110 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("EKTP_DATA") or ROOT.parent / "shared" / "data")
 
 
-def _one_core() -> None:
+def _one_core(core: int | None = None) -> int:
+    """Pin this process to one CPU (the last one it may use, unless told) and keep OpenCV on it."""
     import cv2
 
     cv2.setNumThreads(1)
+    if core is None:
+        core = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    return core
+
+
+def _load_baseline(ref: str):
+    """The generator as it was at git ``ref``, imported beside the current one for a side-by-side run.
+
+    Its files are extracted to a temporary folder and loaded as ``ektp_biometrics._synth_baseline``,
+    so its relative imports (errors, template) resolve to the installed package.
+    """
+    import importlib
+    import importlib.util
+    import io
+    import subprocess
+    import tarfile
+    import tempfile
+
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src/ektp_biometrics/synth"], capture_output=True, check=True).stdout
+    folder = Path(tempfile.mkdtemp(prefix="synth_baseline_"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    package = folder / "src" / "ektp_biometrics" / "synth"
+    name = "ektp_biometrics._synth_baseline"
+    spec = importlib.util.spec_from_file_location(name, package / "__init__.py", submodule_search_locations=[str(package)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module(name + ".generate")
+
+
+def _timed(call):
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result = call()
+    return result, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def bench_render(args: argparse.Namespace) -> dict:
+    """Whole path (grow the master, render one impression) on one pinned core, then its two parts.
+
+    The same fingers go through the generator at ``--baseline`` (a git ref) in the same run, so the
+    ratio holds on a loaded machine where absolute times do not.
+    """
+    import hashlib
+
     from ektp_biometrics.synth import _seeding, generate
     from ektp_biometrics.synth.impression import render_impression, sample_geometry
     from ektp_biometrics.synth.params import SynthParameters
 
-    _one_core()
-    params = SynthParameters(image_shape=(400, 400))
-    master = generate._master(1, 1, params)
-    times, cpu = [], []
-    for k in range(args.repeats):
-        rng = _seeding.stream(1, 99, k)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        geometry = sample_geometry(rng, params.image_shape, master.ridges.shape, params)
-        render_impression(master, geometry, rng, float(rng.uniform()), params)
-        times.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - cpu_start)
-    return {
-        "measure": "render 400x400 impression (master given)",
-        "median_s": float(np.median(times[1:])),
-        "p90_s": float(np.percentile(times[1:], 90)),
-        "median_cpu_s": float(np.median(cpu[1:])),
-        "repeats": args.repeats,
+    core = _one_core(args.core)
+    shape = (400, 400)
+    params = SynthParameters(image_shape=shape)
+    versions = {"current": generate}
+    if args.baseline:
+        versions["baseline"] = _load_baseline(args.baseline)
+    for module in versions.values():
+        next(module.impressions(1, 1, seed=args.seed, image_shape=shape))  # compile the kernels
+    fingers = range(1, args.fingers + 1)
+    timings: dict[str, dict[str, list[float]]] = {}
+    digests: dict[str, list[str]] = {name: [] for name in versions}
+    for finger in fingers:
+        for name, module in versions.items():
+            item, wall, cpu = _timed(lambda: next(module.impressions(1, 1, seed=args.seed, image_shape=shape, first_finger=finger)))
+            timings.setdefault(f"{name}_path", {"wall": [], "cpu": []})
+            timings[f"{name}_path"]["wall"].append(wall)
+            timings[f"{name}_path"]["cpu"].append(cpu)
+            digests[name].append(hashlib.sha256(item.image.tobytes()).hexdigest())
+        # The two parts of the current path, separately.
+        entropy = _seeding.root_entropy(args.seed)
+        master, wall, cpu = _timed(lambda: generate._master(entropy, finger, params))
+        timings.setdefault("current_master", {"wall": [], "cpu": []})
+        timings["current_master"]["wall"].append(wall)
+        timings["current_master"]["cpu"].append(cpu)
+        rng = _seeding.stream(entropy, _seeding.IMPRESSION_STREAM, finger, 1)
+        level = generate._noise_level("mixed", rng)
+        _, wall, cpu = _timed(lambda: render_impression(master, sample_geometry(rng, shape, master.ridges.shape, params), rng, level, params))
+        timings.setdefault("current_impression", {"wall": [], "cpu": []})
+        timings["current_impression"]["wall"].append(wall)
+        timings["current_impression"]["cpu"].append(cpu)
+    # Same seed, same bytes: the first finger once more.
+    again = next(generate.impressions(1, 1, seed=args.seed, image_shape=shape, first_finger=1))
+    result: dict = {
+        "measure": "400x400: grow the master and render one impression (synth.impressions(1, 1)), one pinned core",
+        "core": core,
+        "fingers": args.fingers,
+        "seed": args.seed,
+        "load_average": os.getloadavg(),
     }
+    for key, values in timings.items():
+        result[f"{key}_median_wall_s"] = float(np.median(values["wall"]))
+        result[f"{key}_median_cpu_s"] = float(np.median(values["cpu"]))
+        result[f"{key}_p90_cpu_s"] = float(np.percentile(values["cpu"], 90))
+    if "baseline" in versions:
+        result["baseline_ref"] = args.baseline
+        result["speedup_cpu"] = result["baseline_path_median_cpu_s"] / result["current_path_median_cpu_s"]
+        result["speedup_wall"] = result["baseline_path_median_wall_s"] / result["current_path_median_wall_s"]
+    result["same_bytes_on_repeat"] = hashlib.sha256(again.image.tobytes()).hexdigest() == digests["current"][0]
+    return result
 
 
 def bench_masters(args: argparse.Namespace) -> dict:
@@ -301,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--noise", default="clean")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--core", type=int, default=None, help="render: CPU to pin to (default: the last allowed)")
+    parser.add_argument("--baseline", default="", help="render: git ref of a generator to time side by side")
     parser.add_argument("--out", default=str(ROOT / "docs" / "img"))
     args = parser.parse_args(argv)
     result = globals()[f"bench_{args.what}"](args)

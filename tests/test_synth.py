@@ -112,26 +112,83 @@ def test_loop_delta_side_matches_class():
             assert (side > 0) == (identity.pattern_class == 2)
 
 
-def _naive_growth_step(image, o_bin, p_bin, mask, bank, gain):
+def _naive_response(current, o_bin, p_bin, bank, gain):
+    """The growth filter at every pixel, as plain float32 array arithmetic in the kernel's order.
+
+    Taps are added one at a time (mirrored taps of the point-symmetric kernel summed first), so
+    every element sees the same IEEE operations as a vector lane of ``_kernels.grow_ridges``.
+    """
+    side = bank.shape[2]
+    radius = side // 2
+    rows, cols = current.shape
+    padded = np.pad(current, radius)
+
+    def window(i, j):
+        return padded[i : i + rows, j : j + cols]
+
+    weights = bank[o_bin, p_bin]  # (rows, cols, side, side)
+    acc = np.zeros((rows, cols), dtype=np.float32)
+    for i in range(radius):
+        for j in range(side):
+            acc = acc + weights[:, :, i, j] * (window(i, j) + window(side - 1 - i, side - 1 - j))
+    for j in range(radius):
+        acc = acc + weights[:, :, radius, j] * (window(radius, j) + window(radius, side - 1 - j))
+    acc = acc + weights[:, :, radius, radius] * window(radius, radius)
+    return np.clip(gain * acc.astype(np.float64), -1.0, 1.0).astype(np.float32)
+
+
+def _naive_grow(image, o_bin, p_bin, mask, bank, gain, iterations, polish, tolerance):
+    """Slow obvious version of ``_kernels.grow_ridges``: the same two phases, whole-array steps."""
     radius = bank.shape[2] // 2
-    padded = np.pad(image, radius)
-    out = image.copy()  # pixels outside the mask keep their value
-    for r, c in zip(*np.nonzero(mask)):
-        window = padded[r : r + 2 * radius + 1, c : c + 2 * radius + 1]
-        out[r, c] = np.clip(gain * float((bank[o_bin[r, c], p_bin[r, c]] * window).sum()), -1, 1)
-    return out
+    size = 2 * radius + 1
+    current = image.astype(np.float32).copy()
+    count = int(mask.sum())
+    filled = int((mask & (np.abs(current) > 0.05)).sum())
+    polished = 0
+    for _ in range(iterations):
+        growing = filled < 0.98 * count
+        busy = mask.copy()
+        if growing:  # only near a growth front: some signal and some unfilled finger in the window
+            near_signal = ndimage.maximum_filter(current != 0, size=size, mode="constant")
+            near_gap = ndimage.maximum_filter(mask & (np.abs(current) <= 0.05), size=size, mode="constant")
+            busy &= near_signal & near_gap
+        updated = np.where(busy, _naive_response(current, o_bin, p_bin, bank, gain), current)
+        change = float(np.abs(updated - current)[busy].sum())
+        filled = int((mask & (np.abs(updated) > 0.05)).sum())
+        current = updated
+        if not growing:
+            polished += 1
+            if polished >= polish or change < tolerance * count:
+                break
+    return current
 
 
-def test_growth_kernel_matches_naive_filtering():
+@pytest.mark.parametrize("radius", [7, 3])  # 7: the unrolled filter; 3: the plain loop for other widths
+def test_growth_kernel_matches_naive_growth(radius):
     rng = np.random.default_rng(1)
-    shape = (40, 36)
-    image = rng.uniform(-1, 1, size=shape).astype(np.float32)
+    shape = (44, 52)
     bank = mst.gabor_bank(0.42, 0.55)
+    if radius != 7:
+        bank = np.ascontiguousarray(bank[:, :, 7 - radius : 8 + radius, 7 - radius : 8 + radius])
     o_bin = rng.integers(0, bank.shape[0], size=shape)
     p_bin = rng.integers(0, bank.shape[1], size=shape)
-    mask = rng.uniform(size=shape) < 0.8
-    fast = _kernels.grow_ridges(image, o_bin, p_bin, mask, bank, 2.0, 1, 0, 0.0)
-    assert np.allclose(fast, _naive_growth_step(image, o_bin, p_bin, mask, bank, 2.0), atol=1e-5)
+    o_bin[10:30, 5:45] = 7  # long runs sharing a kernel (vector path) beside single pixels
+    p_bin[10:30, 5:45] = 20
+    mask = rng.uniform(size=shape) < 0.9
+    seeds = np.zeros(shape, dtype=np.float32)
+    seeds[rng.integers(0, shape[0], 6), rng.integers(0, shape[1], 6)] = 1.0
+    # Sparse seeds: several front-only passes, then the whole-mask polish passes.
+    fast = _kernels.grow_ridges(seeds, o_bin, p_bin, mask, bank, 10.0, 12, 3, 1e-3)
+    assert np.array_equal(fast, _naive_grow(seeds, o_bin, p_bin, mask, bank, 10.0, 12, 3, 1e-3))
+    # A filled start: straight to the polish passes.
+    filled = rng.uniform(0.1, 1.0, size=shape).astype(np.float32) * rng.choice([-1, 1], size=shape)
+    fast = _kernels.grow_ridges(filled, o_bin, p_bin, mask, bank, 2.0, 2, 2, 0.0)
+    assert np.array_equal(fast, _naive_grow(filled, o_bin, p_bin, mask, bank, 2.0, 2, 2, 0.0))
+
+
+def test_gabor_bank_is_point_symmetric():
+    bank = mst.gabor_bank(0.42, 0.55)
+    assert np.array_equal(bank, bank[:, :, ::-1, ::-1])  # the growth kernel shares mirrored taps
 
 
 def _naive_crossing_numbers(skeleton):
