@@ -118,6 +118,19 @@ def bench_extract(limit_per_set: int, seed: int) -> dict:
             "median_cpu_ms": round(float(np.median(cpus)), 1),
         }
 
+    # the descriptor network alone, on the chips of the first frames: NumPy (1 and 2 chips) and dlib (1 chip)
+    network_cpu = {"numpy_1_chip": [], "numpy_2_chips": [], "dlib_1_chip": []}
+    for _, rgb in frames[:20]:
+        chips = embedder.chips(rgb, detect(rgb)[0])
+        for key, run in (
+            ("numpy_1_chip", lambda: embedder._numpy_net.describe(chips[:1])),
+            ("numpy_2_chips", lambda: embedder._numpy_net.describe(chips)),
+            ("dlib_1_chip", lambda: network.compute_face_descriptor(chips[0])),
+        ):
+            cpu = time.process_time()
+            run()
+            network_cpu[key].append(time.process_time() - cpu)
+
     report = {
         "measure": "detect + align + embed per 640x480 frame, one pinned core",
         "command": "python benchmarks/bench_face.py extract" + (f" --limit {limit_per_set}" if limit_per_set != 40 else ""),
@@ -129,6 +142,7 @@ def bench_extract(limit_per_set: int, seed: int) -> dict:
         "reference": summary(rows["reference"]),
         "reference_pipeline": "dlib HOG on the full frame, 5-point landmarks, one ResNet pass in dlib, no jitter",
         "no_face_found": lost,
+        "network_median_cpu_ms": {key: round(1000 * float(np.median(v)), 1) for key, v in network_cpu.items()},
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
     report["speedup_cpu"] = round(report["reference"]["median_cpu_ms"] / report["ours"]["median_cpu_ms"], 2)
@@ -247,8 +261,11 @@ def plot() -> None:
 
 def markdown_tables(extract: dict, search: dict) -> str:
     """The two tables of docs/face.md's speed section, from the JSON results."""
+    network = extract["network_median_cpu_ms"]
     lines = [
-        f"detect + align + embed, {extract['frames']} frames of 640x480, one pinned core, load average {extract['load_average_1min']}:",
+        f"detect + align + embed, {extract['frames']} frames of 640x480, one pinned core, load average {extract['load_average_1min']}"
+        f" (the network alone, median CPU: NumPy {network['numpy_1_chip']} ms for one chip, {network['numpy_2_chips']} ms"
+        f" for the default's two; dlib {network['dlib_1_chip']} ms for one):",
         "",
         "| pipeline | median wall | p90 wall | median CPU |",
         "|---|---|---|---|",
