@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ektp_biometrics.errors import ConfigurationError, DependencyError
+from ektp_biometrics.errors import ConfigurationError, DependencyError, ImageError
 from ektp_biometrics.face import _models, _resnet
 
 needs_dlib = pytest.mark.skipif(
@@ -129,3 +129,12 @@ def test_embedder_options_are_checked(options, message):
 
     with pytest.raises(ConfigurationError, match=message):
         DlibResnetEmbedder(**options)
+
+
+@needs_dlib
+@pytest.mark.parametrize(
+    "chips", [np.zeros((1, 150, 150, 3), np.float32), np.zeros((150, 150, 3), np.uint8), np.zeros((2, 112, 112, 3), np.uint8), np.zeros((0, 150, 150, 3), np.uint8)]
+)
+def test_describe_refuses_what_is_not_a_stack_of_chips(chips):
+    with pytest.raises(ImageError, match="150, 150, 3"):
+        _resnet.load_resnet().describe(chips)

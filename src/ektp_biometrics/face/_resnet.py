@@ -2,7 +2,7 @@
 
 dlib-bin's wheels compute convolutions with dlib's own loops (no BLAS), about 110 ms of CPU per
 150x150 chip on this project's build machine; the same network as im2col + one BLAS matrix
-product per layer takes a sixth of that, and a batch of views shares each product.
+product per layer takes about a seventh of that, and a batch of views shares each product.
 
 The network is ``dlib_face_recognition_resnet_model_v1`` (the ``anet_type`` of dlib's
 ``dnn_face_recognition_ex.cpp``): a 7x7/2 convolution, a 3x3/2 max pool, residual blocks of two
@@ -29,14 +29,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DependencyError
+from ..errors import DependencyError, ImageError
 from ._blas import single_threaded_blas
 
 __all__ = ["ResnetDescriptor", "load_resnet"]
 
-# The chip's per-channel means subtracted by dlib's input layer; read from the file and checked.
+# Side of the chips the network takes (dlib's input_rgb_image_sized<150>); checked against the file.
 _CHIP_SIDE = 150
-# (channels, residual blocks after the downsampling one) per level; level 0 has no downsampling block.
+# Per level: channels, residual blocks after the first, whether the first block downsamples.
 _LEVELS = ((32, 3, False), (64, 3, True), (128, 2, True), (256, 2, True), (256, 0, True))
 _LAYER_NAME = re.compile(rb"\x01(\x05con_4|\x07affine_|\x05relu_|\x0amax_pool_2|\x0aavg_pool_2|\x09add_prev_|\x04fc_2)")
 
@@ -184,6 +184,10 @@ class ResnetDescriptor:
         BLAS runs on one thread meanwhile: these products are small, and OpenBLAS's waiting threads
         multiplied the CPU time tenfold (and the wall time fivefold) on a shared 2-core machine.
         """
+        if not (isinstance(chips, np.ndarray) and chips.dtype == np.uint8 and chips.ndim == 4):
+            raise ImageError(f"chips must be a (V, 150, 150, 3) uint8 array, got {getattr(chips, 'shape', type(chips))}")
+        if chips.shape[1:] != (_CHIP_SIDE, _CHIP_SIDE, 3) or chips.shape[0] == 0:
+            raise ImageError(f"chips must be a (V, 150, 150, 3) uint8 array with V >= 1, got shape {chips.shape}")
         with single_threaded_blas():
             return self._describe(chips)
 
