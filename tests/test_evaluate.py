@@ -324,6 +324,11 @@ def test_cli_json_agrees_with_the_scores(cli_report):
     folder_hits = sum(report["folders"][n]["identification"]["rank_1"] * (images - 6) for n, (images, _, _) in expected_pairs.items())
     assert pooled["identification"]["rank_1"] <= folder_hits / 72 + 1e-12
     assert report["folders"]["fvc2002_db1_b"]["identification"]["rank_1"] >= 0.9
+    in_pooled = [report["folders"][n]["identification_in_pooled_gallery"] for n in expected_pairs]
+    assert [entry["probes"] for entry in in_pooled] == [42, 30] and all(entry["gallery"] == 12 for entry in in_pooled)
+    assert pooled["identification"]["rank_1"] == pytest.approx(sum(e["rank_1"] * e["probes"] for e in in_pooled) / 72)
+    for name in expected_pairs:
+        assert report["folders"][name]["identification_in_pooled_gallery"]["rank_1"] <= report["folders"][name]["identification"]["rank_1"]
     assert report["commit"] and report["extractor_digest"] == ev.extractor_digest()
 
 

@@ -970,6 +970,12 @@ def evaluate(
     }
     if pooled_identification:
         report["pooled"]["identification"] = _identification(pooled, probe_labels, gallery_labels, params)
+        # where the pooled misses come from: each folder's probes searched in the pooled gallery
+        for a, result in enumerate(results):
+            rows = slice(probe_offsets[a], probe_offsets[a + 1])
+            report["folders"][result.folder.name]["identification_in_pooled_gallery"] = _identification(
+                pooled[rows], probe_labels[rows], gallery_labels, params
+            )
     return Evaluation(report, results, pooled, probe_labels, gallery_labels)
 
 
