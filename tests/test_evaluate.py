@@ -400,3 +400,21 @@ def test_module_examples_run():
 
     result = doctest.testmod(ev, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 10
+
+
+def test_same_fingers_merges_labels_in_the_pooled_identification_only(fvc_db1, cache_dir, tmp_path):
+    # the same folder under two names: every probe then has a mate in both galleries, and the
+    # twin gallery entry (an identical template) no longer counts as a better-scoring stranger
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    for name in ("101_1.tif", "101_2.tif", "102_1.tif", "102_2.tif", "103_1.tif", "103_2.tif"):
+        os.symlink(fvc_db1 / name, twin / name)
+    plain = ev.evaluate([fvc_db1, twin], cache=cache_dir, limit_fingers=3)
+    merged = ev.evaluate([fvc_db1, twin], cache=cache_dir, limit_fingers=3, same_fingers=[("fvc2002_db1_b", "twin")])
+    assert plain.report["folders"]["twin"]["eer"] == merged.report["folders"]["twin"]["eer"]
+    assert np.array_equal(plain.pooled_scores, merged.pooled_scores)
+    assert plain.report["pooled"]["identification"]["rank_1"] < 0.5  # the twin's identical template outranks the mate
+    assert merged.report["pooled"]["identification"]["rank_1"] >= plain.report["pooled"]["identification"]["rank_1"] + 0.5
+    assert merged.report["same_fingers"] == [["fvc2002_db1_b", "twin"]]
+    with pytest.raises(DatasetError, match="must name two"):
+        ev.evaluate([fvc_db1, twin], cache=cache_dir, limit_fingers=3, same_fingers=[("fvc2002_db1_b", "nowhere")])

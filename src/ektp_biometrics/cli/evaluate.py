@@ -31,6 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="worker threads for extraction and matching (default: 1)")
     p.add_argument("--limit-fingers", type=int, default=None, metavar="N", help="use only the first N fingers of each folder")
     p.add_argument("--no-pooled-identification", action="store_true", help="skip the cross-folder identification searches")
+    p.add_argument(
+        "--same-fingers",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="folders A and B (names) hold the same fingers under the same numbers (FVC2000 DB1_B and DB2_B do): "
+        "in the pooled identification a probe's mates are in both; repeatable",
+    )
     p.add_argument("--save-scores", action="store_true", help="also write scores.npz (every genuine and impostor score)")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the summary table")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -58,6 +66,11 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         folders = [evaluation.scan_folder(folder, args.limit_fingers) for folder in args.folders]
         if len({f.name for f in folders}) != len(folders):
             raise DatasetError("two folders share a name; reports label folders by name, so rename or drop one")
+        same_fingers = [tuple(item.split(",")) for item in args.same_fingers]
+        names = [f.name for f in folders]
+        for pair in same_fingers:
+            if len(pair) != 2 or not all(name in names for name in pair):
+                raise ConfigurationError(f"--same-fingers {','.join(pair)!r} must name two of the given folders: {', '.join(names)}")
         if args.threads < 1:
             raise ConfigurationError(f"--threads must be at least 1, got {args.threads}")
         if args.cache is not None:
@@ -76,6 +89,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         threads=args.threads,
         limit_fingers=args.limit_fingers,
         pooled_identification=not args.no_pooled_identification,
+        same_fingers=same_fingers,
         progress=_tqdm_progress(not args.quiet and sys.stderr.isatty()),
     )
     report = {

@@ -811,6 +811,7 @@ def evaluate(
     threads: int = 1,
     limit_fingers: int | None = None,
     pooled_identification: bool = True,
+    same_fingers: Sequence[tuple[str, str]] = (),
     progress: ProgressFactory | None = None,
 ) -> Evaluation:
     """Run the protocol of the module docstring on folders of FVC- or FCJ-named images.
@@ -834,6 +835,10 @@ def evaluate(
     pooled_identification : bool
         Also search every probe against the gallery of all folders pooled (costs probes x the
         other folders' galleries extra comparisons).
+    same_fingers : sequence of (str, str)
+        Pairs of folder names whose equally named fingers are the same finger captured twice (on
+        FVC2000 DB1_B and DB2_B, finger N is one finger on two sensors).  In the pooled
+        identification a probe's finger then has a mate in both folders; verification is unchanged.
     progress : callable, optional
         ``progress(description, total)`` returning a context manager that yields ``update(n)``.
 
@@ -883,8 +888,9 @@ def evaluate(
         prepared_by_folder.append(prepared)
 
     # pooled identification: the within-folder blocks come from the all-pairs scores, the rest is matched here
-    probe_labels = [(r.folder.name, r.folder.fingers[i]) for r in results for i in r.folder.probe_indices]
-    gallery_labels = [(r.folder.name, r.folder.fingers[i]) for r in results for i in r.folder.gallery_indices]
+    alias = _finger_aliases(same_fingers, names)
+    probe_labels = [(alias[r.folder.name], r.folder.fingers[i]) for r in results for i in r.folder.probe_indices]
+    gallery_labels = [(alias[r.folder.name], r.folder.fingers[i]) for r in results for i in r.folder.gallery_indices]
     pooled = np.zeros((len(probe_labels), len(gallery_labels)), dtype=np.float64)
     cross = _Counter()
     probe_offsets = np.cumsum([0] + [len(r.folder.probe_indices) for r in results])
@@ -911,6 +917,7 @@ def evaluate(
         "params": dataclasses.asdict(match_params),
         "fmr_targets": list(params.fmr_targets),
         "limit_fingers": limit_fingers,
+        "same_fingers": [list(pair) for pair in same_fingers],
         "threads": threads,
         "folders": {},
     }
@@ -977,6 +984,21 @@ def evaluate(
                 pooled[rows], probe_labels[rows], gallery_labels, params
             )
     return Evaluation(report, results, pooled, probe_labels, gallery_labels)
+
+
+def _finger_aliases(same_fingers: Sequence[tuple[str, str]], names: Sequence[str]) -> dict[str, str]:
+    """Folder name -> the name its fingers are labelled with in the pooled identification."""
+    alias = {name: name for name in names}
+    for pair in same_fingers:
+        if len(pair) != 2 or not all(name in alias for name in pair):
+            raise DatasetError(
+                f"same_fingers {tuple(pair)!r} must name two of the evaluated folders ({', '.join(names)})"
+            )
+        first, second = (alias[name] for name in pair)
+        for name, label in alias.items():  # merge the two groups under the first one's label
+            if label == second:
+                alias[name] = first
+    return alias
 
 
 def _warm_up(match_params: Any) -> None:
