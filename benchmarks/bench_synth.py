@@ -2,7 +2,7 @@
 
 Run from the project root, one measurement at a time (the machine is shared)::
 
-    python benchmarks/bench_synth.py render --fingers 21 --baseline b6bd21f   # 400x400 path, 1 pinned core
+    python benchmarks/bench_synth.py render --fingers 21 --baseline b6bd21f --save   # 400x400 path, 1 pinned core
     python benchmarks/bench_synth.py masters           # master growth time and minutiae density
     python benchmarks/bench_synth.py templates --fingers 1000000 --workers 2
     python benchmarks/bench_synth.py extractor --fingers 100 --impressions 4 --noise clean
@@ -131,7 +131,37 @@ def bench_render(args: argparse.Namespace) -> dict:
         result["speedup_cpu"] = result["baseline_path_median_cpu_s"] / result["current_path_median_cpu_s"]
         result["speedup_wall"] = result["baseline_path_median_wall_s"] / result["current_path_median_wall_s"]
     result["same_bytes_on_repeat"] = hashlib.sha256(again.image.tobytes()).hexdigest() == digests["current"][0]
+    result["per_finger_cpu_s"] = {key: [round(v, 4) for v in values["cpu"]] for key, values in timings.items()}
+    if args.save:
+        _save_render(result)
     return result
+
+
+def _save_render(result: dict) -> None:
+    """docs/results/synth_render.json and docs/img/synth_render.png (CPU time per finger, both versions)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    command = f"python benchmarks/bench_synth.py render --fingers {result['fingers']} --seed {result['seed']}"
+    if "baseline_ref" in result:
+        command += f" --baseline {result['baseline_ref']}"
+    (ROOT / "docs" / "results" / "synth_render.json").write_text(json.dumps({"command": command + " --save", **result}, indent=1) + "\n")
+    cpu = result["per_finger_cpu_s"]
+    labels = [("baseline_path", f"before ({result.get('baseline_ref', '')}): master + impression"), ("current_path", "now: master + impression"), ("current_master", "now: master growth"), ("current_impression", "now: impression from a master")]
+    labels = [(key, label) for key, label in labels if key in cpu]
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for row, (key, label) in enumerate(labels):
+        ax.scatter(cpu[key], np.full(len(cpu[key]), row) + np.linspace(-0.15, 0.15, len(cpu[key])), s=12)
+        ax.plot([np.median(cpu[key])] * 2, [row - 0.3, row + 0.3], color="black")
+    ax.axvline(0.5, color="red", linestyle="--", label="target 0.5 s")
+    ax.set_yticks(range(len(labels)), [label for _, label in labels])
+    ax.set_xlabel(f"CPU s per finger, 1 pinned core, 400 x 400 ({result['fingers']} fingers; bar: median)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(ROOT / "docs" / "img" / "synth_render.png", dpi=80)
+    plt.close(fig)
 
 
 def bench_masters(args: argparse.Namespace) -> dict:
@@ -378,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--core", type=int, default=None, help="render: CPU to pin to (default: the last allowed)")
     parser.add_argument("--baseline", default="", help="render: git ref of a generator to time side by side")
+    parser.add_argument("--save", action="store_true", help="render: write docs/results/synth_render.json and docs/img/synth_render.png")
     parser.add_argument("--out", default=str(ROOT / "docs" / "img"))
     args = parser.parse_args(argv)
     result = globals()[f"bench_{args.what}"](args)
