@@ -93,10 +93,8 @@ def comparisons_per_second(templates: list, repeat: int = 5) -> tuple[float, flo
 
     Returns the comparisons per CPU second of each, best of ``repeat`` runs.
     """
-    from ektp_biometrics.fingerprint.match import match_many
-
     from ektp_biometrics.fingerprint import _mcc_kernels as kernels
-    from ektp_biometrics.fingerprint.match import _kernel_params
+    from ektp_biometrics.fingerprint.match import _kernel_params, match_many
 
     match_many(templates[0], templates[:2])  # compile outside the timing
     packed = _kernel_params(templates[0].params)[0]
