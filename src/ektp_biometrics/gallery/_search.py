@@ -128,23 +128,23 @@ class Shard:
     def _indices_of(self, ids: frozenset[str]) -> np.ndarray:
         return np.array([i for i, pid in enumerate(self.person_ids) if pid in ids], dtype=np.int64)
 
-    def _prepared_position(self, position: int) -> list:
+    def _prepared_at(self, position: int, wanted: list[int]) -> list:
+        """Prepared templates of the given rows of ``position``, prepared on first use only."""
         from ..fingerprint.match import prepare
 
-        prepared = self._prepared.get(position)
-        if prepared is None:  # the bytes never change inside a shard, so the cache never goes stale
-            blobs = self.fingers[position][1]
-            if self.template_cache is None or self.keys is None:
-                prepared = [prepare(FingerprintTemplate.from_bytes(b, "ektp")) for b in blobs]
-            else:
-                prepared = []
-                for key, blob in zip(self.keys[position].tolist(), blobs):
-                    item = self.template_cache.get((key, position))
-                    if item is None:
-                        item = self.template_cache[key, position] = prepare(FingerprintTemplate.from_bytes(blob, "ektp"))
-                    prepared.append(item)
-            self._prepared[position] = prepared
-        return prepared
+        # the bytes never change inside a shard, so the per-shard cache never goes stale
+        cached = self._prepared.setdefault(position, [None] * len(self.fingers[position][1]))
+        blobs = self.fingers[position][1]
+        keys = self.keys[position].tolist() if self.keys is not None and self.template_cache is not None else None
+        for i in wanted:
+            if cached[i] is None:
+                item = self.template_cache.get((keys[i], position)) if keys is not None else None  # type: ignore[union-attr]
+                if item is None:
+                    item = prepare(FingerprintTemplate.from_bytes(blobs[i], "ektp"))
+                    if keys is not None:
+                        self.template_cache[keys[i], position] = item  # type: ignore[index]
+                cached[i] = item
+        return [cached[i] for i in wanted]
 
     @classmethod
     def of_persons(cls, persons: Sequence[Person]) -> "Shard":
@@ -201,8 +201,7 @@ class Shard:
             wanted = np.flatnonzero(selected)
             if wanted.size == 0:
                 continue
-            prepared = self._prepared_position(position)
-            values = match_many(prepare(template), [prepared[i] for i in wanted.tolist()])
+            values = match_many(prepare(template), self._prepared_at(position, wanted.tolist()))
             for owner, value, q in zip(owners[wanted].tolist(), values.tolist(), quality[wanted].tolist()):
                 scores.setdefault(owner, {})[position] = float(value)
                 qualities.setdefault(owner, {})[position] = int(q)
