@@ -65,9 +65,10 @@ def _load_baseline(ref: str):
     return importlib.import_module(name + ".generate")
 
 
-def _timed(call):
+def _timed(function, *args):
+    """``function(*args)`` with its wall and CPU time."""
     start, cpu_start = time.perf_counter(), time.process_time()
-    result = call()
+    result = function(*args)
     return result, time.perf_counter() - start, time.process_time() - cpu_start
 
 
@@ -89,32 +90,38 @@ def bench_render(args: argparse.Namespace) -> dict:
     versions = {"current": generate}
     if args.baseline:
         versions["baseline"] = _load_baseline(args.baseline)
+
+    def first_impression(module, finger: int):
+        return next(module.impressions(1, 1, seed=args.seed, image_shape=shape, first_finger=finger))
+
+    def impression_of(master, rng: np.random.Generator, level: float):
+        return render_impression(master, sample_geometry(rng, shape, master.ridges.shape, params), rng, level, params)
+
     for module in versions.values():
-        next(module.impressions(1, 1, seed=args.seed, image_shape=shape))  # compile the kernels
-    fingers = range(1, args.fingers + 1)
+        first_impression(module, 1)  # compile the kernels
     timings: dict[str, dict[str, list[float]]] = {}
+
+    def record(key: str, wall: float, cpu: float) -> None:
+        timings.setdefault(key, {"wall": [], "cpu": []})
+        timings[key]["wall"].append(wall)
+        timings[key]["cpu"].append(cpu)
+
     digests: dict[str, list[str]] = {name: [] for name in versions}
-    for finger in fingers:
+    entropy = _seeding.root_entropy(args.seed)
+    for finger in range(1, args.fingers + 1):
         for name, module in versions.items():
-            item, wall, cpu = _timed(lambda: next(module.impressions(1, 1, seed=args.seed, image_shape=shape, first_finger=finger)))
-            timings.setdefault(f"{name}_path", {"wall": [], "cpu": []})
-            timings[f"{name}_path"]["wall"].append(wall)
-            timings[f"{name}_path"]["cpu"].append(cpu)
+            item, wall, cpu = _timed(first_impression, module, finger)
+            record(f"{name}_path", wall, cpu)
             digests[name].append(hashlib.sha256(item.image.tobytes()).hexdigest())
         # The two parts of the current path, separately.
-        entropy = _seeding.root_entropy(args.seed)
-        master, wall, cpu = _timed(lambda: generate._master(entropy, finger, params))
-        timings.setdefault("current_master", {"wall": [], "cpu": []})
-        timings["current_master"]["wall"].append(wall)
-        timings["current_master"]["cpu"].append(cpu)
+        master, wall, cpu = _timed(generate._master, entropy, finger, params)
+        record("current_master", wall, cpu)
         rng = _seeding.stream(entropy, _seeding.IMPRESSION_STREAM, finger, 1)
         level = generate._noise_level("mixed", rng)
-        _, wall, cpu = _timed(lambda: render_impression(master, sample_geometry(rng, shape, master.ridges.shape, params), rng, level, params))
-        timings.setdefault("current_impression", {"wall": [], "cpu": []})
-        timings["current_impression"]["wall"].append(wall)
-        timings["current_impression"]["cpu"].append(cpu)
+        _, wall, cpu = _timed(impression_of, master, rng, level)
+        record("current_impression", wall, cpu)
     # Same seed, same bytes: the first finger once more.
-    again = next(generate.impressions(1, 1, seed=args.seed, image_shape=shape, first_finger=1))
+    again = first_impression(generate, 1)
     result: dict = {
         "measure": "400x400: grow the master and render one impression (synth.impressions(1, 1)), one pinned core",
         "core": core,

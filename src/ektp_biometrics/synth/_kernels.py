@@ -132,7 +132,8 @@ def grow_ridges(
 
     ``bank[o, f]`` is a (2R+1, 2R+1) float32 kernel, point-symmetric (``K[i, j] == K[-1-i, -1-j]``,
     as even Gabor filters are); ``orientation_bin``/``period_bin`` pick it per pixel.  Each
-    response is a float32 sum in a fixed order, mirrored taps added before their shared multiply.  Pixels outside ``mask`` keep their input value (0 for the seeds we pass).
+    response is a float32 sum in a fixed order, mirrored taps added before their shared multiply.
+    Pixels outside ``mask`` keep their input value (0 for the seeds we pass).
 
     Two phases.  While less than 98% of the mask is filled (|value| > 0.05), a pass updates only
     the growth fronts: pixels whose window holds both a non-zero pixel and an unfilled mask pixel
