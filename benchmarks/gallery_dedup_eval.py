@@ -91,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("EKTP_DATA") or ROOT.parent / "shared" / "data"))
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "gallery_dedup_eval.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "gallery_dedup_fnir_fpir.png")
+    parser.add_argument("--replot", action="store_true", help="only redraw the figure from the --out JSON")
     args = parser.parse_args(argv)
+    if args.replot:
+        plot(json.loads(args.out.read_text()), args.plot)
+        return 0
 
     started = time.process_time()
     enrolled, probes = load_persons(args.data)
@@ -177,10 +181,15 @@ def plot(result: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     floor = 0.5 / result["groups"]["all"]["searches"]
     for name, style in (("fcj2020", "-"), ("fvc-real", "--"), ("fvc-synthetic", ":"), ("all", "-")):
-        points = result["groups"][name]["curve"]
+        group = result["groups"][name]
+        points = group["curve"]
         fpir = np.maximum([p["fpir"] for p in points], floor)
-        ax.step(fpir, [p["fnir"] for p in points], style, where="post", label=f"{name} ({result['groups'][name]['searches']} searches)",
-                linewidth=2.2 if name == "all" else 1.4)  # fmt: skip
+        (line,) = ax.step(fpir, [p["fnir"] for p in points], style, where="post", label=f"{name} ({group['searches']} searches)",
+                          linewidth=2.2 if name == "all" else 1.4)  # fmt: skip
+        # the calibrated operating point for FPIR 0.1 % (fpir_threshold), where the acceptance is read
+        ax.plot(max(group["false_candidate_searches"], floor), 1 - group["flagged_right_person"], "o", color=line.get_color(),
+                markersize=7, markerfacecolor="none")  # fmt: skip
+    ax.plot([], [], "o", color="black", markerfacecolor="none", label="calibrated FPIR 0.1 % operating point")
     ax.axvline(result["fpir_target"], color="grey", linewidth=0.8)
     ax.text(result["fpir_target"] * 1.1, 0.9, "FPIR 0.1 %", color="grey", fontsize=8)
     ax.set_xscale("log")
