@@ -86,7 +86,7 @@ def naive_first_stage(probe: np.ndarray, gallery: list[np.ndarray], floor: int) 
     for codes in gallery:
         total = 0
         for p in probe[:, 0].tolist():
-            best = max((64 - bin(p ^ g).count("1") for g in codes[:, 0].tolist()), default=0)
+            best = max((64 - (p ^ g).bit_count() for g in codes[:, 0].tolist()), default=0)
             total += max(0, best - floor)
         scores.append(total)
     return np.array(scores)
@@ -122,7 +122,7 @@ def test_128_bit_codes_rank_like_naive(prints):
     for g in gallery:
         total = 0
         for p in probe:
-            best = max(128 - sum(bin(int(a) ^ int(b)).count("1") for a, b in zip(p, q)) for q in g)
+            best = max(128 - sum((int(a) ^ int(b)).bit_count() for a, b in zip(p, q)) for q in g)
             total += max(0, best - 88)
         naive.append(total)
     assert dict(zip(rows.tolist(), scores.tolist())) == dict(enumerate(naive))

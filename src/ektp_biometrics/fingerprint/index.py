@@ -35,11 +35,12 @@ import os
 import threading
 import zipfile
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -49,7 +50,7 @@ from .index_params import DEFAULT_INDEX_PARAMETERS, IndexParameters
 from .match import MATCH_DPI, MatchTemplate, fmr_at, match_many, prepare
 from .template import MINUTIA_DTYPE, FingerprintTemplate
 
-__all__ = ["FingerprintIndex", "Candidate", "PersonCandidate", "fused_evidence", "MAX_ID_LENGTH", "INDEX_FORMAT_VERSION"]
+__all__ = ["INDEX_FORMAT_VERSION", "MAX_ID_LENGTH", "Candidate", "FingerprintIndex", "PersonCandidate", "fused_evidence"]
 
 #: Version of the ``.npz`` layout written by :meth:`FingerprintIndex.save`.
 INDEX_FORMAT_VERSION = 1
@@ -316,7 +317,7 @@ class FingerprintIndex:
     def __len__(self) -> int:
         return self._live
 
-    def __contains__(self, id: object) -> bool:  # noqa: A002 - the natural word
+    def __contains__(self, id: object) -> bool:
         return isinstance(id, str) and id in self._rows_of
 
     def __repr__(self) -> str:
@@ -500,7 +501,7 @@ class FingerprintIndex:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, params: IndexParameters | None = None, *, threads: int | None = None) -> "FingerprintIndex":
+    def load(cls, path: str | os.PathLike, params: IndexParameters | None = None, *, threads: int | None = None) -> FingerprintIndex:
         """Read an index written by :meth:`save`.
 
         Raises

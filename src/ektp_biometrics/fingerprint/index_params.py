@@ -4,8 +4,10 @@ The first stage follows Cappelli, Ferrara and Maltoni, *Fingerprint indexing bas
 Cylinder-Code*, IEEE TPAMI 33(5):1051-1057, 2011 ("MCC indexing"): every valid cylinder is
 reduced to a short bit code sampled from its binary cylinder (a locality-sensitive hash of the
 Hamming space), and gallery fingers are ranked by how well the probe's codes find close codes
-among theirs.  Values chosen by our own measurement name the run
-(``benchmarks/bench_index.py``).
+among theirs.  Values chosen by our own measurement say so: an exploratory run on the 7 real
+folders (160 gallery fingers, 920 probes) that ranked the whole gallery with each setting and
+recorded where the exhaustive matcher's best finger landed ("top-50 rate"); the resulting
+accuracy and speed are measured by ``benchmarks/bench_index.py`` (docs/identification.md).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from .._params import check_numeric_fields
 from ..errors import ConfigurationError
 from .match_params import DEFAULT_MATCH_PARAMETERS, MatchParameters
 
-__all__ = ["IndexParameters", "DEFAULT_INDEX_PARAMETERS"]
+__all__ = ["DEFAULT_INDEX_PARAMETERS", "IndexParameters"]
 
 
 @dataclass(frozen=True)
@@ -43,22 +45,23 @@ class IndexParameters:
     #: zeros of cells outside the print.  Our choice (0.75 R = 52.5 pixels at 500 dpi).
     code_radius_fraction: float = 0.75
     #: Seed of the fixed draw of sampled (cell, direction bin) positions.  Any fixed value; the
-    #: index stores codes, so changing it needs a rebuild (it is part of :attr:`FingerprintIndex.digest`).
+    #: index stores codes, so changing it needs a rebuild (a saved index refuses other parameters).
     code_seed: int = 20110501
     #: A code bit is set where the cell's summed minutia contribution reaches this (MCC's mu_psi
-    #: is 0.01, which sets only 8% of the bits).  0.001 sets about 35% and ranked the exhaustive
-    #: matcher's best finger higher on the 7 real folders (first-stage top-50 hit rate 0.81 at
-    #: 0.01, 0.91 at 0.003 .. 0.001; ``benchmarks/bench_index.py --tune``).
+    #: is 0.01, which sets only 8% of the bits).  0.001 sets about 38% and ranked the true mate
+    #: higher on the 7 real folders (first-stage top-50 mate rate 0.81 at 0.01, 0.86 at 0.003,
+    #: 0.89 at 0.001, with 32 codes per finger).
     code_cell_threshold: float = 0.001
     #: Codes kept per enrolled finger, the most central minutiae first (bytes per finger are
     #: ``code_bits / 8`` times this).  MCC indexing keeps all; 48 bounds the first stage at 384
-    #: bytes per finger (top-50 hit rate 0.91 at 32, 0.94 at 64 codes on the real folders).
+    #: bytes per finger (the exhaustive matcher's best finger was in the first stage's top 50
+    #: for 0.907 of the real probes with 32 codes, 0.941 with 64).
     max_gallery_codes: int = 48
     #: Codes of a probe finger used in the first stage (its cost grows linearly with this).
     max_probe_codes: int = 64
     #: A probe code adds ``max(0, best agreeing bits - floor)`` to a gallery finger's first-stage
-    #: score, bits.  Unrelated codes agree on about 35 of 64 bits, so the floor keeps chance
-    #: agreements from adding up; 44 of 39, 44, 48 ranked best on the 7 real folders.
+    #: score, bits.  Unrelated codes with 38% of their bits set agree on about 34 of 64, so the floor keeps chance
+    #: agreements from adding up; of 39, 44 and 48, 44 had the best top-50 rate (0.941, 64 codes).
     similarity_floor: int = 44
     #: Fingers the first stage passes to the full matcher, per probe finger.  The real-data run
     #: (docs/identification.md) measures how often the index's rank-1 equals the exhaustive
