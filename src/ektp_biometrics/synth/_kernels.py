@@ -96,24 +96,35 @@ def _accumulate_centre_row(acc: np.ndarray, row: np.ndarray, start: int, weights
 
 
 @njit(cache=True, nogil=True)
-def _box_counts(flags: np.ndarray, radius: int) -> np.ndarray:
-    """Number of set ``flags`` in the (2 radius + 1)-square window around every pixel (zero padded)."""
-    rows, cols = flags.shape
-    table = np.zeros((rows + 1, cols + 1), dtype=np.int32)
+def _mark_fronts(current: np.ndarray, mask: np.ndarray, radius: int, signal: np.ndarray, gap: np.ndarray, busy: np.ndarray) -> None:
+    """Set ``busy`` where the (2 radius + 1)-square window holds a non-zero pixel and an unfilled
+    mask pixel (|value| <= 0.05).  ``current`` is padded by ``radius``; ``signal`` and ``gap`` are
+    (rows + 1, cols + 1) int32 scratch for the two summed-area tables (row and column 0 stay 0).
+    """
+    rows, cols = mask.shape
     for r in range(rows):
-        running = 0
+        signal_run = 0
+        gap_run = 0
         for c in range(cols):
-            running += flags[r, c]
-            table[r + 1, c + 1] = table[r, c + 1] + running
-    out = np.empty((rows, cols), dtype=np.int32)
+            value = current[r + radius, c + radius]
+            if value != 0.0:
+                signal_run += 1
+            if mask[r, c] and abs(value) <= 0.05:
+                gap_run += 1
+            signal[r + 1, c + 1] = signal[r, c + 1] + signal_run
+            gap[r + 1, c + 1] = gap[r, c + 1] + gap_run
     for r in range(rows):
         top = max(r - radius, 0)
         bottom = min(r + radius + 1, rows)
         for c in range(cols):
+            if not mask[r, c]:
+                busy[r, c] = False
+                continue
             left = max(c - radius, 0)
             right = min(c + radius + 1, cols)
-            out[r, c] = table[bottom, right] - table[top, right] - table[bottom, left] + table[top, left]
-    return out
+            near_signal = signal[bottom, right] - signal[top, right] - signal[bottom, left] + signal[top, left]
+            near_gap = gap[bottom, right] - gap[top, right] - gap[bottom, left] + gap[top, left]
+            busy[r, c] = near_signal > 0 and near_gap > 0
 
 
 @njit(cache=True, nogil=True)
@@ -154,8 +165,8 @@ def grow_ridges(
     following = current.copy()
     acc = np.zeros(cols + _LANES, dtype=np.float32)
     busy = np.empty((rows, cols), dtype=np.bool_)
-    nonzero = np.empty((rows, cols), dtype=np.uint8)
-    unfilled = np.empty((rows, cols), dtype=np.uint8)
+    signal_table = np.zeros((rows + 1, cols + 1), dtype=np.int32)
+    gap_table = np.zeros((rows + 1, cols + 1), dtype=np.int32)
     count = 0
     filled = 0
     for r in range(rows):
@@ -168,16 +179,7 @@ def grow_ridges(
     for _ in range(iterations):
         growing = filled < 0.98 * count
         if growing:
-            for r in range(rows):
-                for c in range(cols):
-                    value = current[r + radius, c + radius]
-                    nonzero[r, c] = value != 0.0
-                    unfilled[r, c] = mask[r, c] and abs(value) <= 0.05
-            near_signal = _box_counts(nonzero, radius)
-            near_gap = _box_counts(unfilled, radius)
-            for r in range(rows):
-                for c in range(cols):
-                    busy[r, c] = mask[r, c] and near_signal[r, c] > 0 and near_gap[r, c] > 0
+            _mark_fronts(current, mask, radius, signal_table, gap_table, busy)
         else:
             busy[:, :] = mask
         change = 0.0
