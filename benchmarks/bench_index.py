@@ -231,7 +231,7 @@ def run_synthetic(args: argparse.Namespace) -> dict:
         rows.append(row)
         print(json.dumps(row), flush=True)
         del index
-    return {"command": "python benchmarks/bench_index.py synthetic --sizes " + " ".join(map(str, args.sizes)),
+    return {"command": "python " + " ".join(sys.argv),
             "commit": git_commit(), "cpu_count": os.cpu_count(), "rows": rows}  # fmt: skip
 
 
@@ -288,7 +288,7 @@ def run_real(args: argparse.Namespace) -> dict:
         np.savez(exhaustive_path, scores=scores)
     best = scores.max(axis=1)
     exhaustive_top = [ids[i] for i in scores.argmax(axis=1)]
-    out = {"command": "python benchmarks/bench_index.py real --distractors " + " ".join(map(str, args.distractors)),
+    out = {"command": "python " + " ".join(sys.argv),
            "commit": git_commit(), "gallery_real_fingers": len(gallery), "probes": len(probes),
            "exhaustive_rank1_hit_rate": float(np.mean([t == m for t, m in zip(exhaustive_top, mates)])), "rows": []}  # fmt: skip
     for distractors in args.distractors:
