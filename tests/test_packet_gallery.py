@@ -356,8 +356,9 @@ def imported_count(state_db: Path) -> int:
 def kill_and_resume(root: Path, run: str, kills: int, seed: int, threshold: list[str]) -> list[int]:
     """SIGKILL successive ``ektp-bio packet import --gallery --batch 4`` runs at random points, then resume twice.
 
-    Each run is killed once the state holds a random number of further finished packets (about
-    total / kills on average) plus a random fraction of the time one batch takes (measured from
+    Each run is killed once the state holds a random number of further finished packets (on
+    average half the remaining packets per remaining kill) plus a random fraction of the time one
+    batch takes (measured from
     the gaps between finished batches seen so far), so kills land anywhere in a batch's pipeline:
     verification and decryption, the dedup search, a gallery insert, the state update, a
     quarantine move.  Batches of 4 keep the finished count moving in small steps, so the kills
@@ -370,8 +371,11 @@ def kill_and_resume(root: Path, run: str, kills: int, seed: int, threshold: list
     state_db = root / run / "state.db"
     progress: list[int] = []
     gaps: list[float] = []
-    for _ in range(kills):
-        target = imported_count(state_db) + int(rng.integers(0, max(2, 2 * total // kills)))
+    for kill in range(kills):
+        # Half the remaining work per remaining kill on average: the overshoot (a batch finishing,
+        # the random delay) adds about as much again, so the kills reach the end of the import.
+        done = imported_count(state_db)
+        target = done + int(rng.integers(0, max(1, (total - done) // (kills - kill))))
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
         seen, seen_at = imported_count(state_db), None
