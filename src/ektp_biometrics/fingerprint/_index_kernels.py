@@ -12,30 +12,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import config, njit, types
-from numba.extending import intrinsic
+from numba import njit
+
+from ._mcc_kernels import _popcount  # one popcount intrinsic (LLVM ctpop) for all bit kernels
 
 TWO_PI = 2.0 * math.pi
 # Fast-math without nnan/ninf, as elsewhere in the library (STYLE.md, habit 10).
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-
-if config.DISABLE_JIT:  # pragma: no cover - only under NUMBA_DISABLE_JIT=1 (coverage runs)
-
-    def _popcount(x):  # type: ignore[no-redef]
-        return bin(int(x)).count("1")
-
-else:
-
-    @intrinsic
-    def _popcount(typingctx, x):  # type: ignore[no-redef]
-        """Set bits of a 64-bit word (LLVM ``ctpop``, one instruction on x86-64 with POPCNT)."""
-        if not isinstance(x, types.Integer):
-            return None
-
-        def codegen(context, builder, signature, args):
-            return builder.ctpop(args[0])
-
-        return types.uint64(types.uint64), codegen
 
 
 @njit(cache=True, nogil=True)
