@@ -72,7 +72,9 @@ class OnnxEmbedder(FaceEmbedder):
             )
         data = path.read_bytes()
         try:
-            self._net = cv2.dnn.readNetFromONNX(data)
+            # a uint8 array, not ``bytes``: OpenCV 5.0's binding crashes (SIGSEGV) on a bytes buffer;
+            # reading from the bytes already hashed keeps the version digest true to the net
+            self._net = cv2.dnn.readNetFromONNX(np.frombuffer(data, dtype=np.uint8))
         except cv2.error as exc:
             raise ConfigurationError(f"OpenCV cannot load {path} as an ONNX network: {str(exc).strip()[:200]}") from exc
         self.input_scale = float(input_scale)
