@@ -146,36 +146,140 @@ def test_search_arrays_follow_sqlite_and_rebuild(tmp_path: Path) -> None:
     with Gallery.open(path) as g:
         for i in range(6):
             g.insert(person(f"P{i}", i, positions=(1, 2, 6)[: 1 + i % 3]))
+        g.search_arrays()  # published before the changes below, so they are appended
         g.delete("P2")
         g.correct(person("P3", 33, positions=(7,)), by="x")
         expected, generation = _fresh_rows(path)
         original = _array_rows(g)
         assert original == expected and g.search_arrays().generation == generation
-        folder = g.search_arrays().folder
+        root = g.search_root
         ranges = g.search_arrays().ranges
         assert ranges == {1: (0, 4), 2: (4, 7), 6: (7, 8), 7: (8, 9)}  # P2 deleted, P3 now only finger 7
-    # corrupt one byte of the template file: the checksum catches it and the arrays are rebuilt
-    blob = folder / "templates.bin"
-    data = bytearray(blob.read_bytes())
+        assert g.search_arrays().dead_rows == 4  # P2's 3 fingers and P3's first version's 1 stay as tombstones
+    rows_file, blob_file = sorted(root.glob("rows-*.bin"))[-1], sorted(root.glob("templates-*.bin"))[-1]
+    # corrupt one byte of the template file: the CRC catches it and the arrays are rebuilt
+    data = bytearray(blob_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    blob.write_bytes(bytes(data))
+    blob_file.write_bytes(bytes(data))
     with Gallery.open(path) as g:
         assert _array_rows(g) == original
-    # truncate the rows file
-    (folder / "rows.npy").write_bytes((folder / "rows.npy").read_bytes()[:100])
+    # truncate the rows file of the newest epoch
+    rows_file = sorted(root.glob("rows-*.bin"))[-1]
+    rows_file.write_bytes(rows_file.read_bytes()[:100])
     with Gallery.open(path) as g:
         assert _array_rows(g) == original
-    # delete the whole folder
+    # a torn marker, then the whole folder gone
+    (root / "published.json").write_bytes(b'{"format": 2, "epo')
+    with Gallery.open(path) as g:
+        assert _array_rows(g) == original
     import shutil
 
-    shutil.rmtree(path.with_name(path.name + ".search"))
+    shutil.rmtree(root)
     with Gallery.open(path) as g:
         assert _array_rows(g) == original
         # stale: another writer changed SQLite; this object notices through the generation counter
         with Gallery.open(path) as writer:
             writer.insert(person("late", 77, positions=(2,)))
         assert _array_rows(g) == _fresh_rows(path)[0] != original
-        assert len(list(g.search_root.iterdir())) == 1  # older generations are dropped
+        assert len(list(root.glob("rows-*.bin"))) <= 2  # older epochs are dropped
+
+
+def _published(root: Path) -> dict:
+    import json
+
+    return json.loads((root / "published.json").read_bytes())
+
+
+def test_inserts_append_to_the_log_without_rewriting_it(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    with Gallery.open(path) as g:
+        for i in range(5):
+            g.insert(person(f"P{i}", i, positions=(2, 7)))
+        g.search_arrays()
+        before = _published(g.search_root)
+        rows_file = g.search_root / f"rows-{before['epoch']:06d}.bin"
+        head = rows_file.read_bytes()
+        g.insert(person("P5", 5, positions=(2, 7)))
+        g.delete("P1")
+        assert _array_rows(g) == _fresh_rows(path)[0]
+        after = _published(g.search_root)
+        assert after["epoch"] == before["epoch"] and after["rows"] == before["rows"] + 2
+        assert rows_file.read_bytes()[: len(head)] == head  # appended, the published prefix untouched
+        assert after["generation"] == g.generation()
+
+
+def test_unpublished_tail_is_invisible_and_cut_by_the_next_writer(tmp_path: Path) -> None:
+    """A writer killed after appending but before publishing leaves bytes no reader may use."""
+    path = tmp_path / "g.db"
+    with Gallery.open(path) as g:
+        for i in range(3):
+            g.insert(person(f"P{i}", i, positions=(2,)))
+        expected = _array_rows(g)
+        marker = _published(g.search_root)
+    rows_file = path.with_name("g.db.search") / f"rows-{marker['epoch']:06d}.bin"
+    blob_file = path.with_name("g.db.search") / f"templates-{marker['epoch']:06d}.bin"
+    with open(rows_file, "ab") as f:
+        f.write(b"\x07" * 50)  # half a row of garbage
+    with open(blob_file, "ab") as f:
+        f.write(b"garbage")
+    with Gallery.open(path) as g:
+        assert _array_rows(g) == expected  # the reader maps only the published prefix
+        g.insert(person("P3", 3, positions=(2,)))
+        assert _array_rows(g) == _fresh_rows(path)[0]
+        after = _published(g.search_root)
+        assert after["epoch"] == marker["epoch"]  # appended in place after cutting the tail
+    from ektp_biometrics.gallery._arrays import ROW_DTYPE
+
+    assert rows_file.stat().st_size == after["rows"] * ROW_DTYPE.itemsize and blob_file.stat().st_size == after["bytes"]
+
+
+def test_compaction_and_incremental_shard_match_a_fresh_build(tmp_path: Path) -> None:
+    from ektp_biometrics.gallery.store import ArraysParameters
+
+    tuning = ArraysParameters(compact_dead_fraction=0.3, compact_min_dead_rows=4, prepared_cache_bytes=1 << 20)
+    rng = np.random.default_rng(12)
+    path = tmp_path / "g.db"
+    epochs = set()
+    with Gallery.open(path, tuning=tuning) as g:
+        live: list[str] = []
+        for step in range(40):
+            action = rng.choice(["insert", "insert", "delete", "correct"]) if live else "insert"
+            if action == "insert":
+                pid = f"P{step}"
+                g.insert(person(pid, step, positions=(2, 7)[: 1 + step % 2]))
+                live.append(pid)
+            elif action == "delete":
+                g.delete(live.pop(int(rng.integers(len(live)))))
+            else:
+                g.correct(person(live[int(rng.integers(len(live)))], 500 + step, positions=(7,)))
+            if step % 3 == 0:
+                assert _array_rows(g) == _fresh_rows(path)[0]
+                g.shard()
+            epochs.add(_published(g.search_root)["epoch"])
+        assert len(epochs) > 1, "the log was never compacted"
+        assert g._prepared.nbytes <= tuning.prepared_cache_bytes
+        probe = g.get(live[0])
+        incremental = g.identify(Person("probe", fingers=dict(probe.fingers)), k=5)
+        assert sorted(g.shard().live_keys()) == sorted(live)
+    with Gallery.open(path) as fresh:  # a new object builds its shard from scratch
+        assert fresh.identify(Person("probe", fingers=dict(probe.fingers)), k=5) == incremental
+        assert incremental[0].person_id == live[0]
+
+
+def test_prepared_cache_stays_within_budget(tmp_path: Path) -> None:
+    from ektp_biometrics.gallery.store import ArraysParameters
+
+    with Gallery.open(tmp_path / "g.db", tuning=ArraysParameters(prepared_cache_bytes=120_000)) as g:
+        for i in range(8):
+            g.insert(person(f"P{i}", i, positions=(2, 7)))
+        first = g.identify(person("probe", 3, positions=(2, 7)), k=3)
+        assert 0 < g._prepared.nbytes <= 120_000 and len(g._prepared) < 16
+        assert g.identify(person("probe", 3, positions=(2, 7)), k=3) == first  # uncached ones are prepared anew
+        assert first[0].person_id == "P3"
+    with pytest.raises(ConfigurationError):
+        ArraysParameters(compact_dead_fraction=0.0)
+    with pytest.raises(ConfigurationError):
+        Gallery.open(tmp_path / "h.db", tuning="fast")  # type: ignore[arg-type]
 
 
 def test_identify_ranks_the_right_person_and_excludes_deleted(gallery: Gallery) -> None:

@@ -21,7 +21,7 @@ from ._face import FaceLike, face_similarity
 from .fusion import FingerEvidence, FusionParameters, face_fmr, fuse, fused_sort_key
 from .records import Person
 
-__all__ = ["Shard", "Ranked", "merge_top_k", "score_candidate"]
+__all__ = ["Shard", "Ranked", "PreparedCache", "merge_top_k", "score_candidate"]
 
 
 @dataclass(frozen=True)
@@ -68,44 +68,99 @@ def merge_top_k(parts: Iterable[Sequence[Ranked]], k: int) -> list[Ranked]:
     return merged[:k]
 
 
+class PreparedCache:
+    """Prepared matcher templates kept between searches, within a byte budget.
+
+    Once the budget is spent, new templates are prepared for the search that needs them and not
+    kept: when a gallery outgrows the cache, a first-come set stays cached (hit rate = budget /
+    gallery) instead of an LRU evicting every entry before its next use in a full scan.
+    Entries of persons that leave the gallery are dropped with :meth:`discard`.
+    """
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget_bytes = int(budget_bytes)
+        self.nbytes = 0
+        self._items: dict[tuple, object] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: tuple) -> object | None:
+        return self._items.get(key)
+
+    def put(self, key: tuple, item: object) -> None:
+        size = int(getattr(item, "nbytes", 0))
+        if key not in self._items and self.nbytes + size <= self.budget_bytes:
+            self._items[key] = item
+            self.nbytes += size
+
+    def discard(self, key: tuple) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.nbytes -= int(getattr(item, "nbytes", 0))
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.nbytes = 0
+
+
 @dataclass(eq=False)
 class Shard:
-    """Live persons packed for search; picklable (the prepared-template cache is rebuilt where it runs).
+    """Persons packed for search; picklable (the prepared-template cache is recreated where it runs).
+
+    A shard grows by :meth:`extend` and loses persons by :meth:`retire` (a tombstone), so the
+    in-process gallery follows inserts, corrections and deletions without repacking everyone.
 
     Attributes
     ----------
     person_ids : list of str
-        One entry per person of the shard.
+        One entry per person of the shard (a retired person keeps its slot).
     fingers : dict of int to (ndarray of int64, list of bytes, ndarray of uint8)
         Per ISO position: the person index (into ``person_ids``) of each template, the templates'
         lossless ``"ektp"`` bytes and their qualities.
     faces : list of FaceLike or None
         One per person.
+    keys : dict of int to ndarray of int64, optional
+        Stable key of every template per position (the SQLite person row), so that the
+        prepared-template cache follows the persons, not their slots.
+    cache : PreparedCache, optional
+        Shared prepared-template cache; a shard without one makes its own with the default budget.
+    alive : ndarray of bool, optional
+        Per person, False once retired; None when every person is live.
     """
 
     person_ids: list[str]
     fingers: dict[int, tuple[np.ndarray, list[bytes], np.ndarray]]
     faces: list[FaceLike | None]
-    #: Optional stable key of every template (per position, e.g. the SQLite person row), so that a
-    #: cache shared across generations (``template_cache``) keeps prepared templates between inserts.
     keys: dict[int, np.ndarray] | None = None
-    template_cache: dict | None = field(default=None, repr=False)
-    _prepared: dict[int, list] = field(default_factory=dict, repr=False)
+    cache: PreparedCache | None = field(default=None, repr=False)
+    alive: np.ndarray | None = None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_prepared"] = {}
-        state["template_cache"] = None
+        state["cache"] = None
         return state
 
     def __len__(self) -> int:
-        return len(self.person_ids)
+        """Number of live persons."""
+        return len(self.person_ids) if self.alive is None else int(self.alive.sum())
+
+    @property
+    def retired(self) -> int:
+        """Slots of retired persons still held."""
+        return len(self.person_ids) - len(self)
+
+    def is_alive(self, index: int) -> bool:
+        return self.alive is None or bool(self.alive[index])
 
     def finger_count(self) -> int:
-        return sum(len(blobs) for _, blobs, _ in self.fingers.values())
+        """Fingers of the live persons."""
+        if self.alive is None:
+            return sum(len(blobs) for _, blobs, _ in self.fingers.values())
+        return sum(int(self.alive[owners].sum()) for owners, _, _ in self.fingers.values())
 
     def keys_of_persons(self) -> list[int]:
-        """Per person, the key (SQLite person row) of its fingers; -1 for a person without fingers or keys."""
+        """Per person slot, the key (SQLite person row) of its fingers; -1 for a person without fingers or keys."""
         keys = [-1] * len(self.person_ids)
         if self.keys is not None:
             for position, (owners, _, _) in self.fingers.items():
@@ -113,38 +168,81 @@ class Shard:
                     keys[owner] = key
         return keys
 
+    def live_keys(self) -> dict[str, int]:
+        """Person id -> key of its fingers (-1 without), for the live persons."""
+        return {pid: key for i, (pid, key) in enumerate(zip(self.person_ids, self.keys_of_persons())) if self.is_alive(i)}
+
     def fingers_of(self, person_ids: Sequence[str]) -> tuple[list[str], list[FingerprintTemplate], list[int]]:
-        """(ids, templates, positions) of every finger of the given persons."""
+        """(ids, templates, positions) of every finger of the given live persons."""
         wanted = set(person_ids)
         ids, templates, positions = [], [], []
         for position, (owners, blobs, _) in self.fingers.items():
             for owner, blob in zip(owners.tolist(), blobs):
-                if self.person_ids[owner] in wanted:
+                if self.person_ids[owner] in wanted and self.is_alive(owner):
                     ids.append(self.person_ids[owner])
                     templates.append(FingerprintTemplate.from_bytes(blob, "ektp"))
                     positions.append(position)
         return ids, templates, positions
 
+    # -- incremental changes ----------------------------------------------------------------------
+    def extend(
+        self,
+        person_ids: Sequence[str],
+        fingers: dict[int, tuple[Sequence[int], Sequence[bytes], Sequence[int], Sequence[int]]],
+        faces: Sequence[FaceLike | None],
+    ) -> None:
+        """Append persons: ``fingers[position] = (new person index, bytes, quality, key)`` per template."""
+        base = len(self.person_ids)
+        self.person_ids.extend(person_ids)
+        self.faces.extend(faces)
+        if self.alive is not None:
+            self.alive = np.concatenate([self.alive, np.ones(len(person_ids), dtype=bool)])
+        for position, (owners, blobs, qualities, keys) in sorted(fingers.items()):
+            old_owners, old_blobs, old_qualities = self.fingers.get(position, (np.zeros(0, np.int64), [], np.zeros(0, np.uint8)))
+            self.fingers[position] = (
+                np.concatenate([old_owners, base + np.asarray(owners, np.int64)]),
+                old_blobs + list(blobs),  # a new list: a search running on the old one keeps its view
+                np.concatenate([old_qualities, np.asarray(qualities, np.uint8)]),
+            )  # fmt: skip
+            if self.keys is not None:
+                self.keys[position] = np.concatenate([self.keys.get(position, np.zeros(0, np.int64)), np.asarray(keys, np.int64)])
+
+    def retire(self, indices: Sequence[int]) -> None:
+        """Tombstone persons (deleted, or superseded by a correction); their prepared templates leave the cache."""
+        if not len(indices):
+            return
+        if self.alive is None:
+            self.alive = np.ones(len(self.person_ids), dtype=bool)
+        self.alive[np.asarray(indices, np.int64)] = False
+        if self.cache is not None and self.keys is not None:
+            gone = set(np.asarray(indices).tolist())
+            for position, (owners, _, _) in self.fingers.items():
+                for owner, key in zip(owners.tolist(), self.keys[position].tolist()):
+                    if owner in gone:
+                        self.cache.discard((key, position))
+
     def _indices_of(self, ids: frozenset[str]) -> np.ndarray:
-        return np.array([i for i, pid in enumerate(self.person_ids) if pid in ids], dtype=np.int64)
+        return np.array([i for i, pid in enumerate(self.person_ids) if pid in ids and self.is_alive(i)], dtype=np.int64)
 
     def _prepared_at(self, position: int, wanted: list[int]) -> list:
-        """Prepared templates of the given rows of ``position``, prepared on first use only."""
+        """Prepared templates of the given rows of ``position``: from the cache, else prepared now."""
         from ..fingerprint.match import prepare
+        from ._arrays import DEFAULT_ARRAYS
 
-        # the bytes never change inside a shard, so the per-shard cache never goes stale
-        cached = self._prepared.setdefault(position, [None] * len(self.fingers[position][1]))
+        if self.cache is None:
+            self.cache = PreparedCache(DEFAULT_ARRAYS.prepared_cache_bytes)
         blobs = self.fingers[position][1]
-        keys = self.keys[position].tolist() if self.keys is not None and self.template_cache is not None else None
+        # keyed by person row where known (stable across slots), else by slot (bytes never change in a slot)
+        keys = self.keys[position].tolist() if self.keys is not None else None
+        out = []
         for i in wanted:
-            if cached[i] is None:
-                item = self.template_cache.get((keys[i], position)) if keys is not None else None  # type: ignore[union-attr]
-                if item is None:
-                    item = prepare(FingerprintTemplate.from_bytes(blobs[i], "ektp"))
-                    if keys is not None:
-                        self.template_cache[keys[i], position] = item  # type: ignore[index]
-                cached[i] = item
-        return [cached[i] for i in wanted]
+            key = (keys[i], position) if keys is not None else ("slot", i, position)
+            item = self.cache.get(key)
+            if item is None:
+                item = prepare(FingerprintTemplate.from_bytes(blobs[i], "ektp"))
+                self.cache.put(key, item)
+            out.append(item)
+        return out
 
     @classmethod
     def of_persons(cls, persons: Sequence[Person]) -> "Shard":
@@ -163,7 +261,8 @@ class Shard:
         """``parts`` shards with every ``parts``-th person each (all of a person's fingers stay together)."""
         shards = []
         for part in range(parts):
-            keep = np.arange(part, len(self.person_ids), parts)
+            live = np.flatnonzero(self.alive) if self.alive is not None else np.arange(len(self.person_ids))
+            keep = live[part::parts]
             new_index = np.full(len(self.person_ids), -1, dtype=np.int64)
             new_index[keep] = np.arange(keep.size)
             fingers = {}
@@ -196,6 +295,8 @@ class Shard:
                 continue
             owners, _, quality = self.fingers[position]
             selected = owners >= first
+            if self.alive is not None:
+                selected &= self.alive[owners]
             if only is not None:
                 selected &= np.isin(owners, self._indices_of(only))
             wanted = np.flatnonzero(selected)
@@ -208,7 +309,7 @@ class Shard:
         ranked = []
         for index in range(first, len(self.person_ids)):
             person_id = self.person_ids[index]
-            if person_id in exclude or (only is not None and person_id not in only):
+            if person_id in exclude or (only is not None and person_id not in only) or not self.is_alive(index):
                 continue
             face_score = face_similarity(probe.face, self.faces[index])
             finger_scores = scores.get(index, {})

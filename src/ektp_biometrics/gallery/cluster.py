@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError, DependencyError, GalleryError
+from ._arrays import DEFAULT_ARRAYS, ArraysParameters
 from ._search import Ranked, Shard, merge_top_k
 from .fusion import FusionParameters
 from .records import Person
@@ -56,8 +57,10 @@ def _search_shard(
 class ClusterGallery(Gallery):
     """A :class:`Gallery` whose searches run on a Dask cluster; open it with ``Gallery.open(path, cluster=...)``."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, fusion: FusionParameters, cluster: Any) -> None:
-        super().__init__(path, conn, fusion)
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, fusion: FusionParameters, cluster: Any, tuning: ArraysParameters = DEFAULT_ARRAYS
+    ) -> None:
+        super().__init__(path, conn, fusion, tuning)
         try:
             from dask.distributed import Client
         except ImportError as exc:  # pragma: no cover - depends on the installation

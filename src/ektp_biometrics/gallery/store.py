@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import shutil
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -35,13 +34,13 @@ import numpy as np
 
 from ..errors import ConfigurationError, GalleryError, RecordError
 from ..fingerprint.template import FingerprintTemplate
-from ._arrays import SearchArrays
+from ._arrays import DEFAULT_ARRAYS, ArraysParameters, Published, SearchArrays, Snapshot
 from ._face import face_from_bytes, face_similarity, face_to_bytes
-from ._search import Ranked, Shard, merge_top_k
+from ._search import PreparedCache, Ranked, Shard, merge_top_k
 from .fusion import DEFAULT_FUSION, FusionParameters, fpir_threshold
 from .records import FingerException, Person, check_person_id
 
-__all__ = ["Gallery", "Candidate", "DedupPair", "DedupReport", "PersonVersion", "AuditEntry", "Decision", "DECISIONS"]
+__all__ = ["Gallery", "ArraysParameters", "Candidate", "DedupPair", "DedupReport", "PersonVersion", "AuditEntry", "Decision", "DECISIONS"]
 
 SCHEMA_VERSION = 1
 #: Adjudication outcomes a decision may record.
@@ -222,16 +221,22 @@ class Gallery:
     never block it (WAL).
     """
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, fusion: FusionParameters = DEFAULT_FUSION) -> None:
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, fusion: FusionParameters = DEFAULT_FUSION, tuning: ArraysParameters = DEFAULT_ARRAYS
+    ) -> None:
         if not isinstance(fusion, FusionParameters):
             raise ConfigurationError(f"fusion must be a FusionParameters, got {type(fusion).__name__}")
+        if not isinstance(tuning, ArraysParameters):
+            raise ConfigurationError(f"tuning must be an ArraysParameters, got {type(tuning).__name__}")
         self.path = path
         self.fusion = fusion
+        self.tuning = tuning
         self._conn: sqlite3.Connection | None = conn
         self._lock = threading.RLock()
         self._arrays: SearchArrays | None = None
         self._shard: tuple[int, Shard] | None = None
-        self._prepared: dict[tuple[int, int], object] = {}
+        self._shard_slots: dict[int, int] = {}  # live person row -> its slot in the shard
+        self._prepared = PreparedCache(tuning.prepared_cache_bytes)
         self._indexed = False
         self._index: object = None  # FingerprintIndex of the live fingers when searching "indexed"
         self._index_rows: dict[str, int] = {}  # person id -> the person row its fingers in the index come from
@@ -246,6 +251,7 @@ class Gallery:
         fusion: FusionParameters = DEFAULT_FUSION,
         cluster: object = None,
         search: str = "exhaustive",
+        tuning: ArraysParameters = DEFAULT_ARRAYS,
     ) -> "Gallery":
         """Open the gallery at ``path`` (a SQLite file), creating it if ``create``.
 
@@ -268,6 +274,8 @@ class Gallery:
             shortlists: the same scores for the persons it returns, far less work on a large
             gallery, but a mate outside the shortlist is missed.  Searches restricted with
             ``among=`` and probes without fingers stay exhaustive.  In-process only.
+        tuning : ArraysParameters
+            Compaction thresholds of the search structures and the prepared-template cache budget.
 
         Raises
         ------
@@ -313,8 +321,8 @@ class Gallery:
                 raise ConfigurationError("a cluster gallery searches exhaustively; search='indexed' is in-process only")
             from .cluster import ClusterGallery
 
-            return ClusterGallery(path, conn, fusion, cluster)
-        gallery = cls(path, conn, fusion)
+            return ClusterGallery(path, conn, fusion, cluster, tuning)
+        gallery = cls(path, conn, fusion, tuning)
         gallery._indexed = search == "indexed"
         return gallery
 
@@ -325,7 +333,7 @@ class Gallery:
                 self._conn.close()
                 self._conn = None
             self._arrays = None
-            self._shard = None
+            self._shard, self._shard_slots = None, {}
             self._prepared.clear()
             self._index, self._index_rows = None, {}
 
@@ -585,69 +593,100 @@ class Gallery:
 
     # -- search ---------------------------------------------------------------------------------
     def search_arrays(self) -> SearchArrays:
-        """The packed arrays of the current generation, rebuilt from SQLite if missing, damaged or stale."""
+        """The packed arrays matched with SQLite's current generation, brought up to date if behind.
+
+        Uses the published log when its marker names the current generation; otherwise appends
+        what changed (under the search folder's writer lock).  A log that is missing, torn or
+        damaged is rebuilt from SQLite; if the folder cannot be written the arrays are read
+        into memory instead.  Never returns rows another process has not finished publishing.
+        """
         with self._lock:
             conn = self._db()
-            generation = self.generation()
-            if self._arrays is not None and self._arrays.generation == generation:
-                return self._arrays
-            arrays = SearchArrays.load(self.search_root, generation)
-            if arrays is None:
-                arrays = SearchArrays.build(conn, self.search_root)
+            for _ in range(3):
+                snapshot = self._read(Snapshot.read)
+                if self._arrays is not None and self._arrays.generation == snapshot.generation:
+                    return self._arrays
+                published = Published.read(self.search_root)
+                if published is None or published.generation < snapshot.generation:
+                    break  # behind: catch up below
+                mapped = SearchArrays.map(self.search_root, published, self._arrays)
+                if mapped is None:
+                    break  # damaged: rebuilt below
+                arrays = SearchArrays.matched(self.search_root, published, *mapped, snapshot)
+                if arrays is not None:
+                    self._arrays = arrays
+                    return arrays
+                # the log is newer than our snapshot: take a fresh snapshot
+            try:
+                arrays = SearchArrays.update(conn, self.search_root, self.tuning, self._arrays)
+            except OSError:  # e.g. a read-only or full disk: search from memory, the store stays correct
+                arrays = SearchArrays.in_memory(conn, self.search_root)
             self._arrays = arrays
             return arrays
 
     def rebuild_arrays(self) -> SearchArrays:
-        """Rebuild the packed arrays from SQLite unconditionally."""
+        """Rebuild the packed arrays from SQLite unconditionally (a new epoch)."""
         with self._lock:
             self._arrays = None
-            generation = self.generation()
-            shutil.rmtree(SearchArrays.folder_for(self.search_root, generation), ignore_errors=True)
+            with SearchArrays.writer_lock(self.search_root):
+                (self.search_root / "published.json").unlink(missing_ok=True)
             return self.search_arrays()
 
-    def shard(self) -> Shard:
-        """Every live person packed for search (:class:`._search.Shard`), cached per generation.
+    def _persons_at(self, person_rows: np.ndarray) -> dict[int, tuple[str, object]]:
+        """(person id, face) of the given person versions (immutable, so any snapshot gives the same)."""
+        found: dict[int, tuple[str, object]] = {}
+        for start in range(0, person_rows.size, 50_000):
+            chunk = json.dumps(person_rows[start : start + 50_000].tolist())
+            rows = self._read(
+                lambda c: c.execute(
+                    "SELECT row, person_id, face, face_embedder FROM persons WHERE row IN (SELECT value FROM json_each(?))", (chunk,)
+                ).fetchall()
+            )
+            for row, person_id, face, embedder in rows:
+                found[int(row)] = (person_id, None if face is None else face_from_bytes(face, embedder))
+        return found
 
-        Built from the packed arrays (the finger templates and qualities) and one SQLite snapshot
-        of the live ids and faces of the same generation.
+    def shard(self) -> Shard:
+        """Every live person packed for search (:class:`._search.Shard`), kept in step per generation.
+
+        Follows the packed arrays incrementally: new person versions are appended, deleted and
+        superseded ones tombstoned; once tombstones pass ``tuning.compact_dead_fraction`` the
+        shard is repacked.
         """
         with self._lock:
-            for _ in range(5):
-                arrays = self.search_arrays()
-                if self._shard is not None and self._shard[0] == arrays.generation:
-                    return self._shard[1]
-
-                def live(conn: sqlite3.Connection) -> tuple[int, list]:
-                    generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-                    rows = conn.execute(
-                        "SELECT c.person_row, c.person_id, p.face, p.face_embedder FROM current c JOIN persons p "
-                        "ON p.row = c.person_row WHERE c.deleted = 0 ORDER BY c.person_id"
-                    ).fetchall()
-                    return generation, rows
-
-                generation, rows = self._read(live)
-                if generation != arrays.generation:  # another process wrote meanwhile: take the newer arrays
-                    continue
-                index = {int(row): i for i, (row, _, _, _) in enumerate(rows)}
-                fingers, keys = {}, {}
-                person_rows = arrays.rows["person_row"]
-                for position, (start, stop) in sorted(arrays.ranges.items()):
-                    owners = np.array([index.get(int(r), -1) for r in person_rows[start:stop].tolist()], dtype=np.int64)
-                    keep = np.flatnonzero(owners >= 0)
-                    fingers[position] = (
-                        owners[keep], [arrays.template_bytes(start + i) for i in keep.tolist()],
-                        np.asarray(arrays.rows["quality"][start:stop][keep], dtype=np.uint8),
-                    )  # fmt: skip
-                    keys[position] = np.asarray(person_rows[start:stop][keep], dtype=np.int64)
-                faces = [None if face is None else face_from_bytes(face, embedder) for _, _, face, embedder in rows]
-                live_rows = set(index)
-                for key in [key for key in self._prepared if key[0] not in live_rows]:
-                    del self._prepared[key]  # deleted or corrected persons
-                # person versions are immutable, so prepared templates cached by row never go stale
-                shard = Shard([pid for _, pid, _, _ in rows], fingers, faces, keys, self._prepared)
-                self._shard = (arrays.generation, shard)
-                return shard
-            raise GalleryError(f"gallery {self.path} kept changing while its search data was read; retry", "busy")
+            arrays = self.search_arrays()
+            if self._shard is not None and self._shard[0] == arrays.generation:
+                return self._shard[1]
+            live = arrays.live_person_rows
+            shard = self._shard[1] if self._shard is not None else None
+            if shard is not None:
+                known = np.fromiter(self._shard_slots, dtype=np.int64, count=len(self._shard_slots))
+                gone = np.setdiff1d(known, live, assume_unique=True)
+                added = np.setdiff1d(live, known, assume_unique=True)
+                dead = shard.retired + gone.size
+                if dead >= max(self.tuning.compact_min_dead_rows, 1) and dead > self.tuning.compact_dead_fraction * (len(shard.person_ids) + added.size):
+                    shard = None
+            if shard is None:
+                self._shard_slots = {}
+                shard = Shard([], {}, [], {}, self._prepared)
+                gone, added = np.zeros(0, np.int64), live
+            shard.retire([self._shard_slots.pop(int(row)) for row in gone.tolist()])
+            persons = self._persons_at(added)
+            base = len(shard.person_ids)
+            slots = {int(row): base + i for i, row in enumerate(added.tolist())}
+            fingers: dict[int, tuple[list, list, list, list]] = {}
+            rows = arrays.rows
+            for i in np.flatnonzero(np.isin(rows["person_row"], added)).tolist():
+                row = int(rows["person_row"][i])
+                owners, blobs, qualities, keys = fingers.setdefault(int(rows["position"][i]), ([], [], [], []))
+                owners.append(slots[row] - base)
+                blobs.append(arrays.template_bytes(i))
+                qualities.append(int(rows["quality"][i]))
+                keys.append(row)
+            shard.extend([persons[r][0] for r in added.tolist()], fingers, [persons[r][1] for r in added.tolist()])  # type: ignore[misc]
+            self._shard_slots.update(slots)
+            self._shard = (arrays.generation, shard)
+            return shard
 
     def _not_duplicates(self, person_id: str) -> frozenset[str]:
         """Ids whose latest adjudication against ``person_id`` is ``not-duplicate``."""
@@ -671,7 +710,7 @@ class Gallery:
         if self._index is None:
             self._index, self._index_rows = FingerprintIndex(threads=1), {}
         index: FingerprintIndex = self._index  # type: ignore[assignment]
-        live = dict(zip(shard.person_ids, shard.keys_of_persons()))
+        live = shard.live_keys()
         gone = [pid for pid, row in self._index_rows.items() if live.get(pid) != row]
         if gone:
             index.remove([pid for pid in gone if pid in index])
@@ -814,8 +853,12 @@ class Gallery:
         arrays = self.search_arrays()
         per_position = {pos: stop - start for pos, (start, stop) in sorted(arrays.ranges.items())}
         files = {p.name: p.stat().st_size for p in [self.path, Path(f"{self.path}-wal")] if p.exists()}
-        for p in sorted(arrays.folder.iterdir()):
-            files[f"{self.search_root.name}/{arrays.folder.name}/{p.name}"] = p.stat().st_size
+        if arrays.folder.is_dir():
+            for p in sorted(arrays.folder.iterdir()):
+                try:
+                    files[f"{self.search_root.name}/{p.name}"] = p.stat().st_size
+                except OSError:  # removed meanwhile by another process's compaction
+                    continue
         fingers = int(arrays.rows.shape[0])
         return {
             "persons": self.count(),
@@ -824,6 +867,8 @@ class Gallery:
             "generation": arrays.generation,
             "files": files,
             "search_bytes_per_finger": arrays.nbytes / fingers if fingers else 0.0,
+            "dead_rows": arrays.dead_rows,
+            "prepared_cache_bytes": self._prepared.nbytes,
             "database_bytes_per_finger": files.get(self.path.name, 0) / fingers if fingers else 0.0,
         }
 
