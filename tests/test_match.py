@@ -14,6 +14,7 @@ import naive_mcc
 from ektp_biometrics.errors import ConfigurationError, TemplateFormatError
 from ektp_biometrics.fingerprint import _mcc_kernels as kernels
 from ektp_biometrics.fingerprint.match import (
+    MatchGallery,
     MatchTemplate,
     _cell_layout,
     _kernel_params,
@@ -21,6 +22,7 @@ from ektp_biometrics.fingerprint.match import (
     match,
     match_many,
     prepare,
+    prepare_gallery,
     threshold,
 )
 from ektp_biometrics.fingerprint.match_params import DEFAULT_MATCH_PARAMETERS, MatchParameters
@@ -75,7 +77,7 @@ def test_cylinders_equal_naive(seed: int) -> None:
     k_values, k_bits, k_cells, k_valid = kernels._build_cylinders(
         x, y, theta, a, b, params.cell_size, params.direction_bins, params.sigma_space, params.sigma_direction,
         params.cell_threshold, params.cell_steepness, params.hull_margin, params.cylinder_radius,
-        params.min_valid_cell_fraction, params.min_neighbour_minutiae,
+        params.min_valid_cell_fraction, params.min_neighbour_minutiae, True,
     )  # fmt: skip
     np.testing.assert_array_equal(k_cells, cells)
     np.testing.assert_array_equal(k_valid, valid)
@@ -83,6 +85,16 @@ def test_cylinders_equal_naive(seed: int) -> None:
     clear = np.abs(raw - params.cell_threshold) > 1e-6  # bits of sums that sit on the threshold may differ by rounding
     np.testing.assert_array_equal(k_bits.reshape(bits.shape)[clear], bits[clear])
     assert bits.any() and not bits.all()
+    # without the float cylinders: the same bits and validity, and no values
+    no_values, bits_only, cells_only, valid_only = kernels._build_cylinders(
+        x, y, theta, a, b, params.cell_size, params.direction_bins, params.sigma_space, params.sigma_direction,
+        params.cell_threshold, params.cell_steepness, params.hull_margin, params.cylinder_radius,
+        params.min_valid_cell_fraction, params.min_neighbour_minutiae, False,
+    )  # fmt: skip
+    assert no_values.shape == (len(x), 0)
+    np.testing.assert_array_equal(bits_only, k_bits)
+    np.testing.assert_array_equal(cells_only, k_cells)
+    np.testing.assert_array_equal(valid_only, k_valid)
 
 
 @pytest.mark.parametrize("seed", [3, 4, 5, 6])
@@ -139,7 +151,7 @@ def test_partial_masks_are_exercised() -> None:
     rng = np.random.default_rng(7)
     p = prepare(random_template(rng, n=15, margin=180))
     full = _cell_layout(DEFAULT_MATCH_PARAMETERS)[0].size
-    assert (p.minutia[:, 2] < full).any() and (p.minutia[:, 2] == full).any()
+    assert (p.minutia[kernels.M_VALID_CELLS] < full).any() and (p.minutia[kernels.M_VALID_CELLS] == full).any()
 
 
 def test_convex_hull_of_degenerate_sets() -> None:
@@ -246,6 +258,65 @@ def test_match_many_equals_match() -> None:
     expected = [match(probe, g) for g in gallery]
     np.testing.assert_allclose(match_many(probe, gallery), expected, rtol=0, atol=0)
     assert match_many(probe, []).shape == (0,)
+
+
+def test_stacked_gallery_equals_a_list() -> None:
+    rng = np.random.default_rng(16)
+    probes = [prepare(random_template(rng, n=int(rng.integers(0, 50)))) for _ in range(3)]
+    templates = [prepare(random_template(rng, n=int(rng.integers(0, 50)))) for _ in range(8)]
+    gallery = prepare_gallery(templates)
+    assert isinstance(gallery, MatchGallery) and len(gallery) == 8 and gallery.nbytes > 0
+    for p in probes:
+        np.testing.assert_array_equal(match_many(p, gallery), match_many(p, templates))
+    raw = [random_template(rng) for _ in range(2)]  # unprepared templates are prepared on the way
+    np.testing.assert_array_equal(match_many(probes[0], prepare_gallery(raw)), match_many(probes[0], raw))
+    assert match_many(probes[0], prepare_gallery([])).shape == (0,)
+    with pytest.raises(ValueError):
+        gallery.words[0, 0] = 1
+    with pytest.raises(TemplateFormatError, match=r"gallery\[1\]"):
+        prepare_gallery([templates[0], "not a template"])  # type: ignore[list-item]
+    other = MatchParameters(cells_per_side=8)
+    with pytest.raises(ConfigurationError, match="gallery was prepared with other MatchParameters"):
+        match_many(prepare(raw[0], other), gallery, other)
+
+
+def test_float_cylinders_only_when_asked() -> None:
+    t = random_template(np.random.default_rng(17), n=20)
+    lean, full = prepare(t), prepare(t, float_cylinders=True)
+    assert lean.values is None
+    assert full.values.dtype == np.float32 and full.values.shape[0] == len(full)
+    assert ((full.values >= 0) & (full.values <= 1)).all() and (full.values > 0.5).any()
+    # a cell's float value is above 1/2 exactly where its bit is set (the sigmoid's centre is the threshold)
+    bits = np.unpackbits(full.words[:, : full.words.shape[1] // 2].view(np.uint8), axis=1, bitorder="little")
+    np.testing.assert_array_equal(full.values > 0.5, bits[:, : full.values.shape[1]].astype(bool))
+    np.testing.assert_array_equal(lean.words, full.words)
+    assert lean.nbytes < full.nbytes / 4
+    assert match(lean, lean) == match(full, full)
+
+
+#: Scores of the matcher before the speed work of issue 3 (commit 2d00ef3), all pairs of three
+#: seeded templates and a rotated, shifted, jittered copy of each: the kernels' layout changed,
+#: the scores must not.
+SCORES_BEFORE = [
+    [0.9972254732090841, 0.5192159024965857, 0.012099087363674266, 0.012510261683857946, 0.012264861929497045, 0.0124527788012836],
+    [0.5192159024965857, 0.9972254732090841, 0.012123290199187176, 0.01220326266155253, 0.011737210746451766, 0.011949682064919755],
+    [0.012099087363674266, 0.012123290199187176, 0.9972254732090841, 0.4710424442878445, 0.014205408875343092, 0.013869302675435284],
+    [0.012510261683857946, 0.01220326266155253, 0.4710424442878445, 0.9972254732090841, 0.012432786254191391, 0.012175403243023403],
+    [0.012264861929497045, 0.011737210746451766, 0.014205408875343092, 0.012432786254191391, 0.9972254732090841, 0.6608867697327742],
+    [0.0124527788012836, 0.011949682064919755, 0.013869302675435284, 0.012175403243023403, 0.6608867697327742, 0.9972254732090841],
+]  # fmt: skip
+
+
+def test_scores_are_those_of_the_previous_kernel() -> None:
+    rng = np.random.default_rng(2026)
+    templates = []
+    for _ in range(3):
+        a = random_template(rng, n=int(rng.integers(25, 50)), margin=int(rng.integers(60, 160)))
+        b = transformed(a, rng, angle=rng.uniform(0, 2 * np.pi), shift=(6, -9), jitter=2.0, direction_jitter=0.1)
+        templates += [a, b]
+    gallery = prepare_gallery(templates)
+    got = np.array([match_many(t, gallery) for t in templates])
+    np.testing.assert_allclose(got, SCORES_BEFORE, rtol=0, atol=1e-12)
 
 
 def test_threads_give_the_same_scores() -> None:

@@ -142,16 +142,19 @@ def _build_cylinders(
     cylinder_radius: float,
     min_valid_cell_fraction: float,
     min_neighbour_minutiae: int,
+    with_values: bool,
 ):
-    """Float cylinders, binary cylinders and validity for every minutia (MCC section 3).
+    """Binary cylinders, validity and (when ``with_values``) float cylinders of every minutia (MCC section 3).
 
     Returns ``(values, bits, cell_valid, cylinder_valid)``: ``values`` (n, C*ND) float32 sigmoid
-    cell values (0 in invalid cells), ``bits`` (n, C*ND) bool step values, ``cell_valid`` (n, C)
-    bool, ``cylinder_valid`` (n,) bool, where C is the number of in-circle cells.
+    cell values (0 in invalid cells), or (n, 0) unless ``with_values``; ``bits`` (n, C*ND) bool
+    step values; ``cell_valid`` (n, C) bool; ``cylinder_valid`` (n,) bool; C is the number of
+    in-circle cells.  The directional term of a neighbour depends on the two minutiae only, not
+    on the cell, so it is computed once per pair (n x ND erf pairs instead of one per cell).
     """
     n = x.shape[0]
     n_cells = cell_a.shape[0]
-    values = np.zeros((n, n_cells * direction_bins), np.float32)
+    values = np.zeros((n, n_cells * direction_bins if with_values else 0), np.float32)
     bits = np.zeros((n, n_cells * direction_bins), np.bool_)
     cell_valid = np.zeros((n, n_cells), np.bool_)
     cylinder_valid = np.zeros(n, np.bool_)
@@ -164,9 +167,18 @@ def _build_cylinders(
     bin_width = TWO_PI / direction_bins
     erf_scale = 1.0 / (sigma_direction * math.sqrt(2.0))
     contrib = np.zeros(direction_bins)
+    directional = np.zeros((n, direction_bins))
     for m in range(n):
         c = math.cos(theta[m])
         s = math.sin(theta[m])
+        for t in range(n):
+            relative = _angle_difference(theta[m], theta[t])
+            for k in range(direction_bins):
+                centre = -math.pi + (k + 0.5) * bin_width
+                alpha = _angle_difference(centre, relative)
+                directional[t, k] = 0.5 * (
+                    math.erf((alpha + 0.5 * bin_width) * erf_scale) - math.erf((alpha - 0.5 * bin_width) * erf_scale)
+                )
         n_valid = 0
         for cell in range(n_cells):
             px = x[m] + cell_size * (c * cell_a[cell] - s * cell_b[cell])
@@ -186,17 +198,12 @@ def _build_cylinders(
                 if d2 > neighbourhood * neighbourhood:
                     continue
                 spatial = gauss_norm * math.exp(-d2 * inv_two_sigma2)
-                relative = _angle_difference(theta[m], theta[t])
                 for k in range(direction_bins):
-                    centre = -math.pi + (k + 0.5) * bin_width
-                    alpha = _angle_difference(centre, relative)
-                    directional = 0.5 * (
-                        math.erf((alpha + 0.5 * bin_width) * erf_scale) - math.erf((alpha - 0.5 * bin_width) * erf_scale)
-                    )
-                    contrib[k] += spatial * directional
+                    contrib[k] += spatial * directional[t, k]
             for k in range(direction_bins):
                 v = contrib[k]
-                values[m, cell * direction_bins + k] = 1.0 / (1.0 + math.exp(-cell_steepness * (v - cell_threshold)))
+                if with_values:
+                    values[m, cell * direction_bins + k] = 1.0 / (1.0 + math.exp(-cell_steepness * (v - cell_threshold)))
                 bits[m, cell * direction_bins + k] = v >= cell_threshold
         neighbours = 0
         reach = cylinder_radius + neighbourhood
@@ -234,11 +241,20 @@ def _popcount_rows(words: np.ndarray) -> np.ndarray:
 # Layout of a prepared template, shared with match.py:
 #   words (V, 2W + Wc) uint64: binary cylinder | mask (a bit per direction bin of a valid cell) |
 #         one bit per valid cell
-#   minutia (V, 7) float64: direction theta, set bits of the binary cylinder, valid cells, x, y_up,
-#         cos theta, sin theta
+#   minutia (7, V) float64, one row per feature (contiguous across minutiae, as the inner loops
+#         read them): see the M_* row numbers below
 #   points (N, 3) float64: x, y_up, theta of every minutia of the source template
 #   hull (H, 2) float64: convex hull of all minutiae, counter-clockwise
-#   pairs (2, V, V) float64: distance between minutiae t and k, angle of the vector from k to t
+#   pairs (2, V, V) float64: distance between minutiae t and k, and theta_t minus the angle of the
+#         vector from k to t (the radial angle LSS-R compares; stored whole to save a subtraction)
+M_THETA = 0  # direction
+M_SET_BITS = 1  # set bits of the binary cylinder
+M_VALID_CELLS = 2  # valid cells of the cylinder
+M_X = 3
+M_Y_UP = 4
+M_COS = 5  # cos theta
+M_SIN = 6  # sin theta
+N_MINUTIA_ROWS = 7
 # Packed parameters (float64): see match._kernel_params.
 P_MIN_PAIRS = 0
 P_MAX_PAIRS = 1
@@ -298,26 +314,26 @@ def _fill_local_similarity(
     max_turn = params[P_MAX_DIRECTION_DIFFERENCE]
     check_direction = max_turn < math.pi
     for i in range(na):
-        full_a = minutia_a[i, 2] == full_cells
+        full_a = minutia_a[M_VALID_CELLS, i] == full_cells
         for j in range(nb):
             out[i, j] = 0.0
-            if check_direction and abs(_angle_difference(minutia_a[i, 0], minutia_b[j, 0])) > max_turn:
+            if check_direction and abs(_angle_difference(minutia_a[M_THETA, i], minutia_b[M_THETA, j])) > max_turn:
                 continue
-            full_b = minutia_b[j, 2] == full_cells
+            full_b = minutia_b[M_VALID_CELLS, j] == full_cells
             n_a = np.uint64(0)
             n_b = np.uint64(0)
             n_x = np.uint64(0)
             if full_a and full_b:
-                n_a = np.uint64(minutia_a[i, 1])
-                n_b = np.uint64(minutia_b[j, 1])
+                n_a = np.uint64(minutia_a[M_SET_BITS, i])
+                n_b = np.uint64(minutia_b[M_SET_BITS, j])
                 for w in range(w_bits):
                     n_x += _popcount(words_a[i, w] ^ words_b[j, w])
             else:
                 # cells valid in both: with one side complete, the other side's count
                 if full_a:
-                    common = minutia_b[j, 2]
+                    common = minutia_b[M_VALID_CELLS, j]
                 elif full_b:
-                    common = minutia_a[i, 2]
+                    common = minutia_a[M_VALID_CELLS, i]
                 else:
                     shared = np.uint64(0)
                     for w in range(2 * w_bits, 2 * w_bits + w_cells):
@@ -385,7 +401,7 @@ def _select_pairs(
 
     Only pairs whose rotation is within the gate count: cos(theta_a - rotation - theta_b) >=
     ``cos_gate``, from ``turn_cos``/``turn_sin`` = cos/sin(theta_a - rotation) and b's stored
-    cos/sin (columns 5 and 6 of ``minutia_b``); ``cos_gate`` = -2 admits every pair.  Candidates
+    cos/sin (rows M_COS and M_SIN of ``minutia_b``); ``cos_gate`` = -2 admits every pair.  Candidates
     are each row's and each column's best admitted pair (ties: the lower index); they are taken in
     decreasing similarity (ties: rows' candidates first, then by index) unless a minutia is already
     used.  Returns (pairs_a, pairs_b, count), views into ``ints``.
@@ -416,7 +432,7 @@ def _select_pairs(
         for j in range(nb):
             v = float(similarity[i, j])
             if gated:  # pairs outside the gate count as 0
-                v = v if ci * minutia_b[j, 5] + si * minutia_b[j, 6] >= cos_gate else 0.0
+                v = v if ci * minutia_b[M_COS, j] + si * minutia_b[M_SIN, j] >= cos_gate else 0.0
             if v > best_value:
                 best_value = v
                 best = j
@@ -541,8 +557,8 @@ def _relaxed_score(
     cr = math.cos(rotation)
     sr = math.sin(rotation)
     for i in range(na):
-        turn_cos[i] = minutia_a[i, 5] * cr + minutia_a[i, 6] * sr
-        turn_sin[i] = minutia_a[i, 6] * cr - minutia_a[i, 5] * sr
+        turn_cos[i] = minutia_a[M_COS, i] * cr + minutia_a[M_SIN, i] * sr
+        turn_sin[i] = minutia_a[M_SIN, i] * cr - minutia_a[M_COS, i] * sr
     cos_gate = math.cos(gate) if gate < math.pi else -2.0
     sel_a, sel_b, n_r = _select_pairs(similarity, limit, turn_cos, turn_sin, minutia_b, cos_gate, floats, ints)
     if n_r == 0:
@@ -565,14 +581,14 @@ def _relaxed_score(
             bk = sel_b[k]
             # no early exit when a term is 0: a branch per term mispredicts more than it saves
             r1 = _lookup(tables, scales, 0, abs(pairs_a[0, at, ak] - pairs_b[0, bt, bk]))
-            da = minutia_a[at, 0] - minutia_a[ak, 0]
-            db = minutia_b[bt, 0] - minutia_b[bk, 0]
+            da = minutia_a[M_THETA, at] - minutia_a[M_THETA, ak]
+            db = minutia_b[M_THETA, bt] - minutia_b[M_THETA, bk]
             r12 = r1 * _lookup(tables, scales, 1, abs(_angle_difference(da, db)))
-            ra = minutia_a[at, 0] - pairs_a[1, at, ak]
-            rb = minutia_b[bt, 0] - pairs_b[1, bt, bk]
+            ra = pairs_a[1, at, ak]
+            rb = pairs_b[1, bt, bk]
             rho[t, k] = r12 * _lookup(tables, scales, 2, abs(_angle_difference(ra, rb)))
-            ra = minutia_a[ak, 0] - pairs_a[1, ak, at]
-            rb = minutia_b[bk, 0] - pairs_b[1, bk, bt]
+            ra = pairs_a[1, ak, at]
+            rb = pairs_b[1, bk, bt]
             rho[k, t] = r12 * _lookup(tables, scales, 2, abs(_angle_difference(ra, rb)))
     spread = (1.0 - weight) / (n_r - 1) if n_r > 1 else 0.0
     for _ in range(iterations):
@@ -604,7 +620,7 @@ def _relaxed_score(
         taken[best] = 1
         chosen[r] = best
         total += current[best]
-        turn = minutia_a[sel_a[best], 0] - minutia_b[sel_b[best], 0]
+        turn = minutia_a[M_THETA, sel_a[best]] - minutia_b[M_THETA, sel_b[best]]
         rot_c += current[best] * math.cos(turn)
         rot_s += current[best] * math.sin(turn)
     found = math.atan2(rot_s, rot_c)
@@ -618,8 +634,8 @@ def _relaxed_score(
         w = current[chosen[r]]
         ia = sel_a[chosen[r]]
         ib = sel_b[chosen[r]]
-        tx += w * (minutia_a[ia, 3] - (c * minutia_b[ib, 3] - s * minutia_b[ib, 4]))
-        ty += w * (minutia_a[ia, 4] - (s * minutia_b[ib, 3] + c * minutia_b[ib, 4]))
+        tx += w * (minutia_a[M_X, ia] - (c * minutia_b[M_X, ib] - s * minutia_b[M_Y_UP, ib]))
+        ty += w * (minutia_a[M_Y_UP, ia] - (s * minutia_b[M_X, ib] + c * minutia_b[M_Y_UP, ib]))
         weights += w
     if weights > 0.0:
         tx /= weights
@@ -790,7 +806,7 @@ def _match_one_to_many(
     points_a: np.ndarray,
     hull_a: np.ndarray,
     words_all: np.ndarray,
-    minutia_all: np.ndarray,
+    minutia_flat: np.ndarray,
     pairs_flat: np.ndarray,
     points_all: np.ndarray,
     hull_all: np.ndarray,
@@ -802,9 +818,10 @@ def _match_one_to_many(
 ) -> np.ndarray:
     """Scores of one prepared template against many, concatenated (no per-comparison dispatch).
 
-    ``offsets`` (G + 1, 4) int64 holds, per template, where its rows start in ``words_all`` and
-    ``minutia_all``, where its flattened (2, V, V) block starts in ``pairs_flat``, and where its
-    rows start in ``points_all`` and ``hull_all``; row G holds the ends.  One workspace serves
+    ``offsets`` (G + 1, 4) int64 holds, per template, where its rows start in ``words_all`` (its
+    flattened (7, V) minutia block starts at 7 times that in ``minutia_flat``), where its
+    flattened (2, V, V) block starts in ``pairs_flat``, and where its rows start in ``points_all``
+    and ``hull_all``; row G holds the ends.  One workspace serves
     every comparison.
     """
     n = offsets.shape[0] - 1
@@ -819,7 +836,7 @@ def _match_one_to_many(
         p0 = offsets[g, 1]
         out[g] = _match_into(
             words_a, minutia_a, pairs_a, points_a, hull_a,
-            words_all[r0 : r0 + v], minutia_all[r0 : r0 + v], pairs_flat[p0 : p0 + 2 * v * v].reshape((2, v, v)),
+            words_all[r0 : r0 + v], minutia_flat[N_MINUTIA_ROWS * r0 : N_MINUTIA_ROWS * (r0 + v)].reshape((N_MINUTIA_ROWS, v)), pairs_flat[p0 : p0 + 2 * v * v].reshape((2, v, v)),
             points_all[offsets[g, 2] : offsets[g + 1, 2]], hull_all[offsets[g, 3] : offsets[g + 1, 3]],
             params, tables, scales, roots, similarity, floats, ints,
         )  # fmt: skip

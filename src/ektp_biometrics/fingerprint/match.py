@@ -9,7 +9,8 @@ pairs that agree geometrically (distances and angles between them) keep a high s
 (LSS-R).  The score is the mean relaxed similarity of the n_P most efficient pairs, in [0, 1].
 
 Probe once, match many: :func:`prepare` builds a :class:`MatchTemplate` once per template, and
-:func:`match` on prepared templates only runs the Numba comparison kernel.
+:func:`match` on prepared templates only runs the Numba comparison kernel; :func:`prepare_gallery`
+stacks prepared templates once for many :func:`match_many` calls against the same gallery.
 
 Examples
 --------
@@ -40,7 +41,17 @@ from . import _mcc_kernels as kernels
 from .match_params import DEFAULT_MATCH_PARAMETERS, MatchParameters
 from .template import FingerprintTemplate
 
-__all__ = ["MatchTemplate", "prepare", "match", "match_many", "threshold", "fmr_at", "parameters_digest"]
+__all__ = [
+    "MatchTemplate",
+    "MatchGallery",
+    "prepare",
+    "prepare_gallery",
+    "match",
+    "match_many",
+    "threshold",
+    "fmr_at",
+    "parameters_digest",
+]
 
 #: Resolution the matcher's distances are expressed in.
 MATCH_DPI = 500
@@ -110,16 +121,19 @@ class MatchTemplate:
         Direction in radians, counter-clockwise from +x.
     index : (V,) ndarray of int32
         Index of each kept minutia in the source template.
-    values : (V, C*ND) ndarray of float32
-        Float cylinders (sigmoid cell values; 0 in invalid cells), C in-circle cells.
+    values : (V, C*ND) ndarray of float32, or None
+        Float cylinders (sigmoid cell values; 0 in invalid cells), C in-circle cells; only when
+        :func:`prepare` was asked for them (``float_cylinders=True``): scoring uses the binary
+        cylinders, and the float ones would be 85 % of the template's memory.
     words : (V, 2W + Wc) ndarray of uint64
         Binary cylinder (W words), its validity mask (a bit per direction bin of a valid cell, W
         words) and one bit per valid cell (Wc words).
-    minutia : (V, 7) ndarray of float64
-        Direction, set bits of the binary cylinder, number of valid cells, x, y_up, and the
-        direction's cosine and sine.
+    minutia : (7, V) ndarray of float64
+        One row per feature, each contiguous across the minutiae: direction, set bits of the
+        binary cylinder, number of valid cells, x, y_up, and the direction's cosine and sine.
     pairs : (2, V, V) ndarray of float64
-        Distance between minutiae t and k, and the angle of the vector from k to t.
+        Distance between minutiae t and k, and the radial angle: t's direction minus the angle of
+        the vector from k to t.
     points : (N, 3) ndarray of float64
         x, y_up, theta of every minutia of the source template (valid cylinder or not).
     hull : (H, 2) ndarray of float64
@@ -134,7 +148,7 @@ class MatchTemplate:
     y_up: np.ndarray = field(repr=False)
     theta: np.ndarray = field(repr=False)
     index: np.ndarray = field(repr=False)
-    values: np.ndarray = field(repr=False)
+    values: np.ndarray | None = field(repr=False)
     words: np.ndarray = field(repr=False)
     minutia: np.ndarray = field(repr=False)
     pairs: np.ndarray = field(repr=False)
@@ -156,7 +170,7 @@ class MatchTemplate:
             self.x, self.y_up, self.theta, self.index, self.values, self.words, self.minutia, self.pairs, self.points,
             self.hull,
         )  # fmt: skip
-        return sum(a.nbytes for a in arrays)
+        return sum(a.nbytes for a in arrays if a is not None)
 
 
 def _check_params(params: MatchParameters | None) -> MatchParameters:
@@ -167,7 +181,9 @@ def _check_params(params: MatchParameters | None) -> MatchParameters:
     return params
 
 
-def prepare(template: FingerprintTemplate, params: MatchParameters | None = None) -> MatchTemplate:
+def prepare(
+    template: FingerprintTemplate, params: MatchParameters | None = None, *, float_cylinders: bool = False
+) -> MatchTemplate:
     """Build the cylinders of a template once, for many comparisons.
 
     Parameters
@@ -176,6 +192,9 @@ def prepare(template: FingerprintTemplate, params: MatchParameters | None = None
         Minutiae at any resolution; positions are rescaled to 500 dpi.
     params : MatchParameters, optional
         Defaults to :data:`~ektp_biometrics.fingerprint.match_params.DEFAULT_MATCH_PARAMETERS`.
+    float_cylinders : bool
+        Also compute and keep the float cylinders (``values``), which scoring does not use:
+        about 5 KiB per minutia, and a sigmoid per cell.
 
     Returns
     -------
@@ -197,6 +216,8 @@ def prepare(template: FingerprintTemplate, params: MatchParameters | None = None
     (3, 2)
     >>> prepared.words.dtype, prepared.words.shape
     (dtype('uint64'), (2, 44))
+    >>> prepared.values is None, prepare(t, float_cylinders=True).values.shape
+    (True, (2, 1248))
     """
     if not isinstance(template, FingerprintTemplate):
         raise TemplateFormatError(f"expected a FingerprintTemplate, got {type(template).__name__}")
@@ -222,6 +243,7 @@ def prepare(template: FingerprintTemplate, params: MatchParameters | None = None
         params.cylinder_radius,
         params.min_valid_cell_fraction,
         params.min_neighbour_minutiae,
+        bool(float_cylinders),
     )
     keep = np.flatnonzero(cylinder_valid).astype(np.int32)
     n_words = -(-bits.shape[1] // 64)
@@ -237,19 +259,18 @@ def prepare(template: FingerprintTemplate, params: MatchParameters | None = None
         y_up=ky,
         theta=kt,
         index=keep,
-        values=np.ascontiguousarray(values[keep]),
+        values=np.ascontiguousarray(values[keep]) if float_cylinders else None,
         words=np.ascontiguousarray(np.hstack([packed_bits, mask, cells])),
         minutia=np.ascontiguousarray(
-            np.stack(
-                [kt, kernels._popcount_rows(packed_bits), valid_kept.sum(axis=1), kx, ky, np.cos(kt), np.sin(kt)], axis=1
-            ).astype(np.float64)
-        ),
-        pairs=np.ascontiguousarray(np.stack([np.hypot(dx, dy), np.arctan2(dy, dx)])),
+            np.stack([kt, kernels._popcount_rows(packed_bits), valid_kept.sum(axis=1), kx, ky, np.cos(kt), np.sin(kt)])
+        ).astype(np.float64),
+        pairs=np.ascontiguousarray(np.stack([np.hypot(dx, dy), kt[:, None] - np.arctan2(dy, dx)])),
         points=np.ascontiguousarray(np.stack([x, y_up, theta], axis=1)),
         hull=np.ascontiguousarray(kernels._convex_hull(x, y_up)),
     )
     for a in arrays.values():
-        a.flags.writeable = False
+        if a is not None:
+            a.flags.writeable = False
     return MatchTemplate(**arrays, params=params, source_minutiae=len(template))
 
 
@@ -310,16 +331,133 @@ def match(a: TemplateLike, b: TemplateLike, params: MatchParameters | None = Non
     )  # fmt: skip
 
 
+@dataclass(frozen=True, eq=False)
+class MatchGallery:
+    """Prepared templates stacked once into flat arrays, for many :func:`match_many` calls.
+
+    Build it with :func:`prepare_gallery`.  Stacking copies every template's arrays (about 25 KiB
+    per print), which a single :func:`match_many` call on a list of templates would otherwise
+    redo for every probe.  Arrays are read-only.
+
+    Attributes
+    ----------
+    words, minutia, pairs, points, hull : ndarray
+        The templates' arrays, concatenated (``minutia`` and ``pairs`` flattened per template).
+    offsets : (G + 1, 4) ndarray of int64
+        Where each template starts in ``words`` (and, times 7, in ``minutia``), ``pairs``,
+        ``points`` and ``hull``; row G holds the ends.
+    params : MatchParameters
+        Parameters every template was prepared with.
+    """
+
+    words: np.ndarray = field(repr=False)
+    minutia: np.ndarray = field(repr=False)
+    pairs: np.ndarray = field(repr=False)
+    points: np.ndarray = field(repr=False)
+    hull: np.ndarray = field(repr=False)
+    offsets: np.ndarray = field(repr=False)
+    params: MatchParameters = field(repr=False)
+
+    def __len__(self) -> int:
+        return int(self.offsets.shape[0] - 1)
+
+    def __repr__(self) -> str:
+        return f"MatchGallery({len(self)} templates)"
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays, in bytes."""
+        return sum(a.nbytes for a in (self.words, self.minutia, self.pairs, self.points, self.hull, self.offsets))
+
+
+def _stacked_arrays(prepared: list[MatchTemplate]) -> tuple[np.ndarray, ...]:
+    """(words, minutia, pairs, points, hull, offsets) of non-empty ``prepared``, concatenated."""
+    sizes = np.array([(t.theta.shape[0], t.points.shape[0], t.hull.shape[0]) for t in prepared], dtype=np.int64)
+    offsets = np.zeros((len(prepared) + 1, 4), dtype=np.int64)
+    np.cumsum(sizes[:, 0], out=offsets[1:, 0])
+    np.cumsum(2 * sizes[:, 0] ** 2, out=offsets[1:, 1])
+    np.cumsum(sizes[:, 1], out=offsets[1:, 2])
+    np.cumsum(sizes[:, 2], out=offsets[1:, 3])
+    return (
+        np.concatenate([t.words for t in prepared]),
+        np.concatenate([t.minutia.ravel() for t in prepared]),
+        np.concatenate([t.pairs.ravel() for t in prepared]),
+        np.concatenate([t.points for t in prepared]),
+        np.concatenate([t.hull for t in prepared]),
+        offsets,
+    )
+
+
+def _prepared_list(gallery: Sequence[TemplateLike], params: MatchParameters) -> list[MatchTemplate]:
+    # the common case (templates prepared with these very parameters) costs one identity test each:
+    # at ~15 us per comparison, per-item Python work here is a noticeable share of the total
+    return [
+        g if type(g) is MatchTemplate and g.params is params else _as_prepared(g, params, f"gallery[{i}]")
+        for i, g in enumerate(gallery)
+    ]
+
+
+def prepare_gallery(gallery: Sequence[TemplateLike], params: MatchParameters | None = None) -> MatchGallery:
+    """Stack templates once for :func:`match_many`, when many probes meet the same gallery.
+
+    Parameters
+    ----------
+    gallery : sequence of FingerprintTemplate or MatchTemplate
+        Unprepared templates are prepared with ``params``.
+    params : MatchParameters, optional
+
+    Returns
+    -------
+    MatchGallery
+
+    Raises
+    ------
+    TemplateFormatError
+        If an item is not a template.
+    ConfigurationError
+        If a prepared template was built with other parameters.
+
+    Examples
+    --------
+    >>> from ektp_biometrics.fingerprint.template import FingerprintTemplate, make_minutiae
+    >>> t = FingerprintTemplate(200, 200, make_minutiae([50, 60, 100, 90], [50, 90, 70, 20], [0.0, 1.0, 2.0, 3.0]))
+    >>> gallery = prepare_gallery([t, t, t])
+    >>> len(gallery), match_many(t, gallery).tolist() == match_many(t, [t, t, t]).tolist()
+    (3, True)
+    """
+    params = _check_params(params)
+    prepared = _prepared_list(gallery, params)
+    if prepared:
+        arrays = _stacked_arrays(prepared)
+    else:
+        packed = _kernel_params(params)[0]
+        n_words = int(2 * packed[kernels.P_WORDS] + packed[kernels.P_CELL_WORDS])
+        empty = np.zeros(0)
+        arrays = (np.zeros((0, n_words), np.uint64), empty, empty, np.zeros((0, 3)), np.zeros((0, 2)), np.zeros((1, 4), np.int64))
+    for a in arrays:
+        a.flags.writeable = False
+    return MatchGallery(*arrays, params=params)
+
+
 def match_many(
-    probe: TemplateLike, gallery: Sequence[TemplateLike], params: MatchParameters | None = None
+    probe: TemplateLike, gallery: Sequence[TemplateLike] | MatchGallery, params: MatchParameters | None = None
 ) -> np.ndarray:
     """Scores of one template against each of a sequence, in one compiled loop.
 
     Equal to ``[match(probe, g) for g in gallery]`` without the per-comparison Python overhead.
+    When many probes meet the same gallery, stack it once with :func:`prepare_gallery` and pass
+    the :class:`MatchGallery`.
 
     Returns
     -------
     (len(gallery),) ndarray of float64
+
+    Raises
+    ------
+    TemplateFormatError
+        If the probe or an item of the gallery is not a template.
+    ConfigurationError
+        If the probe or the gallery was prepared with other parameters.
 
     Examples
     --------
@@ -330,28 +468,21 @@ def match_many(
     """
     params = _check_params(params)
     pa = _as_prepared(probe, params, "probe")
-    # the common case (templates prepared with these very parameters) costs one identity test each:
-    # at ~30 us per comparison, per-item Python work here is a noticeable share of the total
-    prepared = [
-        g if type(g) is MatchTemplate and g.params is params else _as_prepared(g, params, f"gallery[{i}]")
-        for i, g in enumerate(gallery)
-    ]
+    if isinstance(gallery, MatchGallery):
+        if gallery.params is not params and gallery.params != params:
+            raise ConfigurationError("gallery was prepared with other MatchParameters; prepare it again with these")
+        if len(gallery) == 0:
+            return np.zeros(0)
+        stacked = (gallery.words, gallery.minutia, gallery.pairs, gallery.points, gallery.hull, gallery.offsets)
+    else:
+        prepared = _prepared_list(gallery, params)
+        if not prepared:
+            return np.zeros(0)
+        stacked = _stacked_arrays(prepared)
     packed, tables, scales, roots = _kernel_params(params)
-    if not prepared:
-        return np.zeros(0)
-    sizes = np.array([(t.theta.shape[0], t.points.shape[0], t.hull.shape[0]) for t in prepared], dtype=np.int64)
-    offsets = np.zeros((len(prepared) + 1, 4), dtype=np.int64)
-    np.cumsum(sizes[:, 0], out=offsets[1:, 0])
-    np.cumsum(2 * sizes[:, 0] ** 2, out=offsets[1:, 1])
-    np.cumsum(sizes[:, 1], out=offsets[1:, 2])
-    np.cumsum(sizes[:, 2], out=offsets[1:, 3])
     return kernels._match_one_to_many(
-        pa.words, pa.minutia, pa.pairs, pa.points, pa.hull,
-        np.concatenate([t.words for t in prepared]), np.concatenate([t.minutia for t in prepared]),
-        np.concatenate([t.pairs.ravel() for t in prepared]), np.concatenate([t.points for t in prepared]),
-        np.concatenate([t.hull for t in prepared]),
-        offsets, packed, tables, scales, roots,
-    )  # fmt: skip
+        pa.words, pa.minutia, pa.pairs, pa.points, pa.hull, *stacked, packed, tables, scales, roots
+    )
 
 
 def parameters_digest(params: MatchParameters | None = None) -> str:
