@@ -19,7 +19,9 @@ from ektp_biometrics.gallery.fusion import (
     DEFAULT_FUSION,
     FingerEvidence,
     FusionParameters,
+    dedup_fmr,
     finger_fmr,
+    fit_exponential_tail,
     fpir_threshold,
     fuse,
     quality_weight,
@@ -93,7 +95,9 @@ def test_one_comparison_reports_its_own_probability_and_missing_fingers_do_not_c
 
 def test_fusion_parameters_and_fpir_validation() -> None:
     assert fpir_threshold(1e-3, 1000) == pytest.approx(6.0)
-    for bad in ({"full_quality": 0}, {"min_weight": 0.0}, {"evidence_floor_fmr": 2.0}, {"tail_decades": 0}, {"use_face": 1}):
+    bad_sets = ({"full_quality": 0}, {"min_weight": 0.0}, {"evidence_floor_fmr": 2.0}, {"tail_decades": 0}, {"use_face": 1},
+                {"finger_calibration": "1:1"})  # fmt: skip
+    for bad in bad_sets:
         with pytest.raises(ConfigurationError):
             FusionParameters(**bad)
     for fpir in (0.0, -1.0, 1.5, float("nan"), "0.1"):
@@ -169,3 +173,126 @@ def test_fused_probability_is_conservative_on_real_impostor_pairs(fvc2002_db1: d
     assert fused.size == 10 * 64
     for alpha in (0.5, 0.1, 0.05):
         assert np.count_nonzero(fused <= alpha) / fused.size <= alpha
+
+
+# -- the dedup calibration table and its tail model ------------------------------------------------
+def test_dedup_table_was_measured_with_todays_extractor_and_matcher() -> None:
+    """A stale table fails here: rerun ``python benchmarks/calibrate_dedup.py`` after changing either."""
+    from ektp_biometrics.fingerprint.evaluation import extractor_digest
+    from ektp_biometrics.fingerprint.match import parameters_digest
+    from ektp_biometrics.gallery import _dedup_calibration as table
+
+    assert table.PARAMS_DIGEST == parameters_digest(), "matcher parameters changed: rerun benchmarks/calibrate_dedup.py"
+    assert table.EXTRACTOR_DIGEST == extractor_digest(), "extractor changed: rerun benchmarks/calibrate_dedup.py"
+
+
+def test_dedup_table_is_well_formed() -> None:
+    from ektp_biometrics.gallery import _dedup_calibration as table
+
+    scores, rates = np.array(table.SCORE), np.array(table.FMR)
+    assert scores[0] == 0.0 and rates[0] == 1.0
+    assert np.all(np.diff(scores) > 0) and np.all(np.diff(rates) <= 0)
+    # the table ends at its highest impostor, one pair in IMPOSTOR_PAIRS, where the tail model starts
+    assert scores[-1] == table.TAIL_ANCHOR_SCORE
+    assert rates[-1] == pytest.approx(1 / table.IMPOSTOR_PAIRS) == table.TAIL_ANCHOR_FMR
+    assert table.TAIL_SCALE > table.TAIL_SCALE_MLE > 0  # the upper confidence bound: slower decay
+
+
+def reference_dedup_fmr(score: float, floor: float = 1e-9) -> float:
+    """Slow obvious version: the last tabulated rate at or below the score, then the anchored exponential."""
+    from ektp_biometrics.gallery import _dedup_calibration as table
+
+    if score > table.TAIL_ANCHOR_SCORE:
+        return max(floor, table.TAIL_ANCHOR_FMR * math.exp(-(score - table.TAIL_ANCHOR_SCORE) / table.TAIL_SCALE))
+    rate = 1.0
+    for s, r in zip(table.SCORE, table.FMR):
+        if s <= score:
+            rate = r
+    return max(floor, rate)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=st.floats(-0.5, 1.0), b=st.floats(-0.5, 1.0))
+def test_dedup_fmr_properties(a: float, b: float) -> None:
+    from ektp_biometrics.gallery import _dedup_calibration as table
+
+    low, high = min(a, b), max(a, b)
+    assert dedup_fmr(low) == reference_dedup_fmr(low)
+    assert DEFAULT_FUSION.min_finger_fmr <= dedup_fmr(high) <= dedup_fmr(low) <= 1.0
+    if high > table.TAIL_ANCHOR_SCORE:
+        # beyond the data the model never claims more than the last measured rate does
+        assert dedup_fmr(high) <= table.TAIL_ANCHOR_FMR
+    assert finger_fmr(high) == dedup_fmr(high)
+
+
+def test_dedup_tail_is_continuous_at_the_last_measured_impostor() -> None:
+    from ektp_biometrics.gallery import _dedup_calibration as table
+
+    anchor = table.TAIL_ANCHOR_SCORE
+    assert dedup_fmr(anchor) == pytest.approx(table.TAIL_ANCHOR_FMR)
+    assert dedup_fmr(np.nextafter(anchor, 1.0)) == pytest.approx(table.TAIL_ANCHOR_FMR, rel=1e-9)
+    # one scale further: e times less, at the upper-bound scale
+    assert dedup_fmr(anchor + table.TAIL_SCALE) == pytest.approx(table.TAIL_ANCHOR_FMR / math.e)
+
+
+def test_tail_fit_upper_bound_covers_the_true_scale_and_is_conservative_far_out() -> None:
+    """Impostors with a known exponential tail (scale 0.01): the upper-bound model over-states a 1e-7 tail in most runs."""
+    true_scale, far = 0.01, 0.01 * math.log(1e7)  # the score whose true FMR is 1e-7
+    covered = conservative_upper = conservative_mle = 0
+    trials = 300
+    for trial in range(trials):
+        scores = np.random.default_rng(1000 + trial).exponential(true_scale, 20_000)
+        anchor, rate, mle, upper = fit_exponential_tail(scores, 50)
+        assert rate == 1 / 20_000 and anchor == scores.max() and upper > mle
+        covered += upper >= true_scale
+        conservative_upper += rate * math.exp(-(far - anchor) / upper) >= 1e-7
+        conservative_mle += rate * math.exp(-(far - anchor) / mle) >= 1e-7
+    assert covered / trials == pytest.approx(0.95, abs=0.04)  # a 95 % one-sided bound
+    assert conservative_upper / trials >= 0.8 and conservative_upper > conservative_mle
+
+
+def test_tail_fit_rejects_bad_input() -> None:
+    for scores, pairs, confidence in (([0.1, 0.2], 5, 0.95), (np.arange(10.0), 1, 0.95), (np.arange(10.0), 3, 1.5),
+                                      ([0.1] * 10 + [np.nan], 3, 0.95), ([0.5] * 10, 3, 0.95)):  # fmt: skip
+        with pytest.raises(ConfigurationError):
+            fit_exponential_tail(scores, pairs, confidence)
+
+
+@pytest.mark.realdata
+def test_dedup_table_on_real_pairs_it_was_not_measured_on(fvc2002_db1: dict) -> None:
+    """FVC2002 DB1 impression 1 against later ones (the acceptance run's pairs, left out of the table).
+
+    Impostors: the share at or below each rate stays within it.  Genuine pairs: the dedup table
+    gives most of them FPIR-grade evidence (FMR <= 1e-5), the 1:1 verification table almost none.
+    """
+    from ektp_biometrics.fingerprint.match import match, prepare
+
+    prepared = {key: prepare(t) for key, t in fvc2002_db1.items()}
+    impostor, genuine = [], []
+    for a, b, j in itertools.product(range(101, 111), range(101, 111), range(2, 9)):
+        (genuine if a == b else impostor).append(match(prepared[a, 1], prepared[b, j]))
+    impostor_fmr = np.array([dedup_fmr(s) for s in impostor])
+    assert impostor_fmr.size == 630
+    for alpha in (0.1, 0.01):
+        assert np.mean(impostor_fmr <= alpha) <= alpha
+    assert np.count_nonzero(impostor_fmr <= 1e-4) == 0
+    verification = FusionParameters(finger_calibration="verification")
+    dedup_hits = np.mean([finger_fmr(s) <= 1e-5 for s in genuine])
+    verification_hits = np.mean([finger_fmr(s, verification) <= 1e-5 for s in genuine])
+    assert dedup_hits >= 0.7 and verification_hits <= 0.1, (dedup_hits, verification_hits)
+
+
+@pytest.mark.realdata
+def test_fcj_102_4_1_is_an_impression_of_person_106(data_root: Path) -> None:
+    """The probable label error behind the acceptance run's only false candidates (docs/gallery.md)."""
+    from ektp_biometrics.fingerprint import extract_file
+    from ektp_biometrics.fingerprint.match import match
+
+    folder = data_root / "fingerprints" / "fcj2020_p101-125"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is missing")
+    odd = extract_file(folder / "102_4_1.bmp")
+    own = [match(odd, extract_file(folder / f"102_4_{j}.bmp")) for j in range(2, 7)]
+    other = [match(odd, extract_file(folder / f"106_4_{j}.bmp")) for j in range(1, 7)]
+    assert max(dedup_fmr(s) for s in own) > 1e-2  # at the impostor bulk against its own label
+    assert sum(dedup_fmr(s) <= 1e-9 for s in other) >= 4, other  # most of 106_4 far beyond any impostor measured
