@@ -246,9 +246,12 @@ def plot(result: dict, path: Path) -> None:
     floor = 0.5 / result["groups"]["all"]["searches"]
     for name, style in (("fcj2020", "-"), ("fvc-real", "--"), ("fvc-synthetic", ":"), ("all", "-")):
         group = result["groups"][name]
-        points = group["curve"]
-        fpir = np.maximum([p["fpir"] for p in points], floor)
-        (line,) = ax.step(fpir, [p["fnir"] for p in points], style, where="post", label=f"{name} ({group['searches']} searches)",
+        # the lowest FNIR reached at each FPIR (the best threshold for it), by rising FPIR
+        best: dict[float, float] = {}
+        for p in group["curve"]:
+            best[p["fpir"]] = min(best.get(p["fpir"], 1.0), p["fnir"])
+        fpir = np.maximum(sorted(best), floor)
+        (line,) = ax.step(fpir, [best[x] for x in sorted(best)], style, where="post", label=f"{name} ({group['searches']} searches)",
                           linewidth=2.2 if name == "all" else 1.4)  # fmt: skip
         # the calibrated operating point for FPIR 0.1 % (fpir_threshold), where the acceptance is read
         ax.plot(max(group["false_candidate_searches"], floor), 1 - group["flagged_right_person"], "o", color=line.get_color(),
