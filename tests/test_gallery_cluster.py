@@ -70,6 +70,27 @@ def test_cluster_equals_in_process(tmp_path: Path, client) -> None:
         assert remote.identify(probes[0], k=1)[0].person_id == "late"
 
 
+def test_cluster_equals_in_process_after_deletes_and_corrections(tmp_path: Path, client) -> None:
+    """Retired (deleted, superseded) persons stay as tombstones in-process and must not reach the workers."""
+    rng = np.random.default_rng(77)
+    persons = [Person(f"P{i:03d}", fingers={2: template(rng), 7: template(rng)}) for i in range(24)]
+    path = tmp_path / "g.db"
+    with Gallery.open(path) as local:
+        for p in persons:
+            local.insert(p)
+        local.identify(persons[0], k=1)  # the shard exists before the changes, so they are applied incrementally
+        local.delete("P003")
+        corrected = Person("P005", fingers={2: template(rng, persons[5].fingers[2])})
+        local.correct(corrected)
+        assert local.shard().retired == 2
+        probes = [Person("q3", fingers=dict(persons[3].fingers)), Person("q5", fingers={2: template(rng, persons[5].fingers[2])})]
+        expected = [local.identify(p, k=5) for p in probes]
+    assert "P003" not in [c.person_id for c in expected[0]]
+    assert expected[1][0].person_id == "P005" and set(expected[1][0].finger_scores) == {2}  # the corrected version
+    with Gallery.open(path, create=False, cluster=client) as remote:
+        assert [remote.identify(p, k=5) for p in probes] == expected
+
+
 def local_identify(path: Path, probe: Person, among: list[str]):  # type: ignore[no-untyped-def]
     with Gallery.open(path, create=False) as g:
         return g.identify(probe, k=3, among=among)

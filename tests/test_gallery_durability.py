@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from ektp_biometrics.gallery import Gallery
+from ektp_biometrics.gallery._arrays import Published, SearchArrays
 
 # Shared by the test and the writer subprocess: person i is fully determined by i.
 MAKE_PERSON = '''
@@ -88,11 +89,20 @@ def _kill_rounds(tmp_path: Path, rounds: int, seed: int) -> None:
             acknowledged.add(line)
         time.sleep(float(rng.uniform(0.0, 0.08)))  # land the kill anywhere inside the next inserts
         os.kill(writer.pid, signal.SIGKILL)
-        rest, _ = writer.communicate(timeout=30)
+        # read on through the same buffered stream: readline() may already hold lines read ahead,
+        # which communicate() would skip (it reads the raw pipe)
+        rest = writer.stdout.read()
+        writer.wait(timeout=30)
+        writer.stdout.close()
+        writer.stderr.close()  # type: ignore[union-attr]
         acknowledged.update(line for line in rest.splitlines() if line.startswith("P"))
         assert writer.returncode == -signal.SIGKILL
 
         assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        # a marker is published only after its rows are on disk: whatever it names is whole
+        published = Published.read(path.with_name("g.db.search"))
+        if published is not None:
+            assert SearchArrays.map(path.with_name("g.db.search"), published) is not None, f"round {r}: published rows are damaged"
         with Gallery.open(path) as g:
             stored = set(g.ids())
             assert acknowledged <= stored, f"round {r}: acknowledged inserts lost: {sorted(acknowledged - stored)}"
@@ -138,10 +148,13 @@ def test_readers_run_while_another_process_writes(tmp_path: Path) -> None:
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
-    from ektp_biometrics.fingerprint.match import match
+    from ektp_biometrics.fingerprint.match import match, match_many, prepare
 
     warm = make_person(0).fingers[1]
-    match(warm, warm)  # compile the matcher before the race starts, so the readers keep pace
+    # compile the matcher's kernels (identify uses prepare + match_many) before the race starts, so
+    # that on a cold Numba cache the readers do not spend the whole race compiling
+    match(warm, warm)
+    match_many(prepare(warm), [prepare(warm)])
     readers = [threading.Thread(target=read, args=(seen,)) for seen in counts]
     for t in readers:
         t.start()

@@ -127,6 +127,9 @@ class Shard:
         Shared prepared-template cache; a shard without one makes its own with the default budget.
     alive : ndarray of bool, optional
         Per person, False once retired; None when every person is live.
+    cache_bytes : int, optional
+        Budget of the cache a shard without one makes (where it runs, e.g. on a Dask worker);
+        None for ``ArraysParameters.prepared_cache_bytes``.
     """
 
     person_ids: list[str]
@@ -135,6 +138,7 @@ class Shard:
     keys: dict[int, np.ndarray] | None = None
     cache: PreparedCache | None = field(default=None, repr=False)
     alive: np.ndarray | None = None
+    cache_bytes: int | None = None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -230,7 +234,7 @@ class Shard:
         from ._arrays import DEFAULT_ARRAYS
 
         if self.cache is None:
-            self.cache = PreparedCache(DEFAULT_ARRAYS.prepared_cache_bytes)
+            self.cache = PreparedCache(DEFAULT_ARRAYS.prepared_cache_bytes if self.cache_bytes is None else self.cache_bytes)
         blobs = self.fingers[position][1]
         # keyed by person row where known (stable across slots), else by slot (bytes never change in a slot)
         keys = self.keys[position].tolist() if self.keys is not None else None
@@ -258,7 +262,10 @@ class Shard:
         return cls([p.person_id for p in persons], packed, [p.face for p in persons])
 
     def split(self, parts: int) -> list["Shard"]:
-        """``parts`` shards with every ``parts``-th person each (all of a person's fingers stay together)."""
+        """``parts`` shards with every ``parts``-th live person each (all of a person's fingers stay together).
+
+        Each part makes its own prepared-template cache with this shard's budget where it runs.
+        """
         shards = []
         for part in range(parts):
             live = np.flatnonzero(self.alive) if self.alive is not None else np.arange(len(self.person_ids))
@@ -269,7 +276,9 @@ class Shard:
             for position, (owners, blobs, qualities) in self.fingers.items():
                 mine = np.flatnonzero(new_index[owners] >= 0)
                 fingers[position] = (new_index[owners[mine]], [blobs[i] for i in mine.tolist()], qualities[mine])
-            shards.append(Shard([self.person_ids[i] for i in keep.tolist()], fingers, [self.faces[i] for i in keep.tolist()]))
+            budget = self.cache.budget_bytes if self.cache is not None else self.cache_bytes
+            part_ids, part_faces = [self.person_ids[i] for i in keep.tolist()], [self.faces[i] for i in keep.tolist()]
+            shards.append(Shard(part_ids, fingers, part_faces, cache_bytes=budget))
         return shards
 
     def search(

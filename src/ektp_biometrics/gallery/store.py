@@ -602,6 +602,8 @@ class Gallery:
         """
         with self._lock:
             conn = self._db()
+            if self._arrays is not None and self._arrays.generation == self.generation():
+                return self._arrays  # the common case, without reading the live set
             for _ in range(3):
                 snapshot = self._read(Snapshot.read)
                 if self._arrays is not None and self._arrays.generation == snapshot.generation:
