@@ -296,3 +296,14 @@ def test_fcj_102_4_1_is_an_impression_of_person_106(data_root: Path) -> None:
     other = [match(odd, extract_file(folder / f"106_4_{j}.bmp")) for j in range(1, 7)]
     assert max(dedup_fmr(s) for s in own) > 1e-2  # at the impostor bulk against its own label
     assert sum(dedup_fmr(s) <= 1e-9 for s in other) >= 4, other  # most of 106_4 far beyond any impostor measured
+
+
+def test_finger_fmr_rejects_what_is_not_a_score() -> None:
+    for bad in (float("nan"), float("inf"), "0.3", None, True):
+        with pytest.raises(ConfigurationError, match="finite number"):
+            finger_fmr(bad)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="finite number"):
+            dedup_fmr(bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="floor"):
+        dedup_fmr(0.1, floor=0.0)
+    assert dedup_fmr(np.float32(0.05)) == dedup_fmr(float(np.float32(0.05)))

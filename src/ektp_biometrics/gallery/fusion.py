@@ -182,6 +182,11 @@ def _finger_tail(tail_decades: float) -> tuple[float, float, float]:
     return last_score, last_fmr, (last_score - anchor_score) / math.log(anchor_fmr / last_fmr)
 
 
+def _check_score(score: object) -> None:
+    if isinstance(score, bool) or not isinstance(score, (int, float, np.floating, np.integer)) or not math.isfinite(score):
+        raise ConfigurationError(f"a matcher score must be a finite number, got {score!r}")
+
+
 @lru_cache(maxsize=1)
 def _dedup_table() -> tuple[tuple[float, ...], tuple[float, ...], float, float, float]:
     """(SCORE, FMR, tail anchor score, tail anchor FMR, tail scale) of the generated dedup table."""
@@ -206,7 +211,13 @@ def dedup_fmr(score: float, floor: float = DEFAULT_FUSION.min_finger_fmr) -> flo
     1.0
     >>> 1e-9 <= dedup_fmr(0.2) < dedup_fmr(0.06) < dedup_fmr(0.03) < 1e-2
     True
+    >>> dedup_fmr(float("nan"))
+    Traceback (most recent call last):
+    ...
+    ektp_biometrics.errors.ConfigurationError: a matcher score must be a finite number, got nan
     """
+    _check_score(score)
+    _check_unit(floor, "floor")
     scores, rates, anchor, anchor_fmr, scale = _dedup_table()
     score = float(score)
     if score > anchor:
@@ -232,8 +243,7 @@ def finger_fmr(score: float, params: FusionParameters = DEFAULT_FUSION) -> float
     >>> finger_fmr(0.1) < finger_fmr(0.1, FusionParameters(finger_calibration="verification"))
     True
     """
-    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-        raise ConfigurationError(f"score must be a finite number, got {score!r}")
+    _check_score(score)
     if params.finger_calibration == "dedup":
         return dedup_fmr(score, params.min_finger_fmr)
     from ..fingerprint.match import fmr_at
