@@ -39,8 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from ektp_biometrics.fingerprint import extract_file
+from ektp_biometrics.fingerprint.evaluation import extractor_digest
 from ektp_biometrics.fingerprint.match import parameters_digest
-from ektp_biometrics.gallery import Gallery, Person
+from ektp_biometrics.gallery import Gallery, Person, _dedup_calibration
 from ektp_biometrics.gallery.fusion import (
     DEFAULT_FUSION,
     FusionParameters,
@@ -191,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "commit": commit,
         "matcher_params_digest": parameters_digest(),
+        "extractor_digest": extractor_digest(),
+        "dedup_table_extractor_digest": _dedup_calibration.EXTRACTOR_DIGEST,
+        "dedup_table_impostor_pairs": _dedup_calibration.IMPOSTOR_PAIRS,
         "fusion": {k: getattr(DEFAULT_FUSION, k) for k in DEFAULT_FUSION.__dataclass_fields__},
         "gallery_size": size,
         "fpir_target": FPIR,
