@@ -42,15 +42,15 @@ from .match_params import DEFAULT_MATCH_PARAMETERS, MatchParameters
 from .template import FingerprintTemplate
 
 __all__ = [
-    "MatchTemplate",
     "MatchGallery",
-    "prepare",
-    "prepare_gallery",
+    "MatchTemplate",
+    "fmr_at",
     "match",
     "match_many",
-    "threshold",
-    "fmr_at",
     "parameters_digest",
+    "prepare",
+    "prepare_gallery",
+    "threshold",
 ]
 
 #: Resolution the matcher's distances are expressed in.
@@ -124,7 +124,7 @@ class MatchTemplate:
     values : (V, C*ND) ndarray of float32, or None
         Float cylinders (sigmoid cell values; 0 in invalid cells), C in-circle cells; only when
         :func:`prepare` was asked for them (``float_cylinders=True``): scoring uses the binary
-        cylinders, and the float ones would be 85 % of the template's memory.
+        cylinders, and the float ones would take five times the memory of all the rest.
     words : (V, 2W + Wc) ndarray of uint64
         Binary cylinder (W words), its validity mask (a bit per direction bin of a valid cell, W
         words) and one bit per valid cell (Wc words).
@@ -335,7 +335,7 @@ def match(a: TemplateLike, b: TemplateLike, params: MatchParameters | None = Non
 class MatchGallery:
     """Prepared templates stacked once into flat arrays, for many :func:`match_many` calls.
 
-    Build it with :func:`prepare_gallery`.  Stacking copies every template's arrays (about 25 KiB
+    Build it with :func:`prepare_gallery`.  Stacking copies every template's arrays (about 30 KiB
     per print), which a single :func:`match_many` call on a list of templates would otherwise
     redo for every probe.  Arrays are read-only.
 
