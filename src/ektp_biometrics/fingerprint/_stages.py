@@ -79,15 +79,36 @@ def normalized_image(image: np.ndarray, mean: np.ndarray, std: np.ndarray, grid:
     return out
 
 
-def gradient_moments(normalized: np.ndarray, grid: BlockGrid, p: ExtractionParameters) -> tuple[np.ndarray, ...]:
-    """Smoothed structure tensor (gxx, gyy, gxy) on the block grid."""
-    gc = cv2.Sobel(normalized, cv2.CV_32F, 1, 0, ksize=3)
-    gr = cv2.Sobel(normalized, cv2.CV_32F, 0, 1, ksize=3)
+def _structure_tensor(image: np.ndarray, grid: BlockGrid, p: ExtractionParameters) -> tuple[np.ndarray, ...]:
+    gc = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
+    gr = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)
     sigma = p.orientation_sigma / p.block_size
     return tuple(
         cv2.GaussianBlur(grid.down(m), (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
         for m in (gc * gc, gr * gr, gc * gr)
     )
+
+
+def _tensor_coherence(gcc: np.ndarray, grr: np.ndarray, gcr: np.ndarray) -> np.ndarray:
+    return np.sqrt((gcc - grr) ** 2 + 4.0 * gcr * gcr) / np.maximum(gcc + grr, 1e-6)
+
+
+def gradient_moments(normalized: np.ndarray, grid: BlockGrid, p: ExtractionParameters) -> tuple[np.ndarray, ...]:
+    """Smoothed structure tensor (gxx, gyy, gxy) on the block grid.
+
+    With ``gradient_sigma`` > 0 the image is pre-smoothed first (a derivative of Gaussian), so the
+    pores and dots of dry ridges merge into ridges.  Ridges finer than about 3 sigma (small or
+    downsampled prints) would be erased by it; when the plain 3x3 gradient gives the more coherent
+    orientation over the image as a whole, it is kept instead.
+    """
+    plain = _structure_tensor(normalized, grid, p)
+    if p.gradient_sigma <= 0:
+        return plain
+    blurred = cv2.GaussianBlur(normalized, (0, 0), p.gradient_sigma, borderType=cv2.BORDER_REPLICATE)
+    smooth = _structure_tensor(blurred, grid, p)
+    if np.median(_tensor_coherence(*smooth)) >= np.median(_tensor_coherence(*plain)):
+        return smooth
+    return plain
 
 
 def orientation_blocks(moments: tuple[np.ndarray, ...], p: ExtractionParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
