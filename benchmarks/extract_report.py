@@ -7,6 +7,14 @@ the Markdown table that docs/fingerprint.md shows.
 Usage::
 
     python benchmarks/extract_report.py
+    python benchmarks/extract_report.py --versus gradient_sigma=0 --folder fvc2002_db1_b
+    python benchmarks/extract_report.py --compare BEFORE.json AFTER.json --plot docs/img/extract_eer.png
+
+``--versus NAME=VALUE ...`` instead times the default parameters against a variant, image by
+image in alternation on one thread (CPU time, fastest of ``--repeat`` runs per image, reading
+excluded), and prints both medians and their ratio: the check that an extractor change stays
+within its speed budget, measured side by side on the same machine state.  ``--compare`` draws
+the per-folder and pooled EER and FNMR at FMR 0.1 % of two ``eval_verification.py --out`` reports.
 """
 
 from __future__ import annotations
@@ -23,7 +31,89 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUFFIXES = {".tif", ".bmp", ".png"}
 
 
+def parse_changes(items: list[str]) -> dict:
+    from ektp_biometrics.fingerprint.params import DEFAULT_PARAMETERS
+
+    changes = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if not hasattr(DEFAULT_PARAMETERS, name):
+            raise SystemExit(f"unknown ExtractionParameters field {name!r}")
+        changes[name] = type(getattr(DEFAULT_PARAMETERS, name))(float(value))
+    return changes
+
+
+def versus(changes: dict, folder: str, repeat: int) -> int:
+    """Median CPU ms per image, default parameters against ``changes``, in alternation."""
+    from ektp_biometrics.fingerprint import extract
+    from ektp_biometrics.fingerprint.params import DEFAULT_PARAMETERS
+    from ektp_biometrics.io import read_image_with_info
+
+    variant = DEFAULT_PARAMETERS.replace(**changes)
+    root = Path(os.environ.get("EKTP_DATA") or PROJECT_ROOT.parent / "shared" / "data") / "fingerprints" / folder
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in SUFFIXES)
+    best: dict[str, list[float]] = {"default": [], "variant": []}
+    for path in files:
+        image, info = read_image_with_info(path)
+        dpi = info.scan_dpi or 500
+        runs: dict[str, list[float]] = {"default": [], "variant": []}
+        for _ in range(repeat):
+            for label, params in (("default", DEFAULT_PARAMETERS), ("variant", variant)):
+                t0 = time.thread_time()
+                extract(image, dpi, params=params)
+                runs[label].append(time.thread_time() - t0)
+        for label, times in runs.items():
+            best[label].append(min(times))
+    a, b = (1e3 * statistics.median(best[k]) for k in ("default", "variant"))
+    print(f"{folder}: {len(files)} images, fastest of {repeat} CPU runs each; median ms: "
+          f"default {a:.2f}, variant {changes} {b:.2f}, default / variant {a / b:.3f}")
+    return 0
+
+
+def compare(before_path: Path, after_path: Path, plot: Path) -> int:
+    """Bar chart of two verification reports' per-folder and pooled EER and FNMR at FMR 0.1 %."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    before, after = (json.loads(Path(p).read_text()) for p in (before_path, after_path))
+    names = [n for n in before["folders"] if n in after["folders"]]
+    rows = [(n, before["folders"][n], after["folders"][n]) for n in names]
+    rows.append(("pooled", before["pooled"], after["pooled"]))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=110)
+    x = np.arange(len(rows))
+    for ax, key, title in zip(axes, ("eer", "fnmr_at_fmr_1e-3"), ("EER", "FNMR at FMR 0.1 %")):
+        ax.bar(x - 0.2, [100 * r[1][key] for r in rows], 0.4, label=f"before ({before_path.stem})", color="#999999")
+        ax.bar(x + 0.2, [100 * r[2][key] for r in rows], 0.4, label=f"after ({after_path.stem})", color="#2a6fbb")
+        ax.set_xticks(x, [r[0].replace("_b", "").replace("_p101-125", "") for r in rows], rotation=30, ha="right")
+        ax.set_ylabel(f"{title} (%)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(plot)
+    plt.close(fig)
+    for name, b, a in rows:
+        print(f"{name:18s} EER {100 * b['eer']:5.2f} -> {100 * a['eer']:5.2f} %   "
+              f"FNMR@0.1% {100 * b['fnmr_at_fmr_1e-3']:5.2f} -> {100 * a['fnmr_at_fmr_1e-3']:5.2f} %")
+    return 0
+
+
 def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--versus", nargs="+", metavar="NAME=VALUE", help="time the defaults against this variant")
+    parser.add_argument("--folder", default="fvc2002_db1_b", help="folder for --versus")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per image for --versus; the fastest is kept")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"), help="two eval_verification reports")
+    parser.add_argument("--plot", type=Path, default=PROJECT_ROOT / "docs" / "img" / "extract_eer.png", help="PNG for --compare")
+    args = parser.parse_args()
+    if args.compare:
+        return compare(*args.compare, args.plot)
+    if args.versus:
+        return versus(parse_changes(args.versus), args.folder, args.repeat)
     import matplotlib
 
     matplotlib.use("Agg")
