@@ -148,15 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep if args.keep is not None else Path(tmp) / "g.db"
         with Gallery.open(path, tuning=tuning) as g:
-            enrolled = g.count()
-            extra = 10_000_000  # ids of the persons inserted to time incremental updates
+            present = set(g.ids())  # a kept gallery is resumed: insert only the persons it lacks
+            extra = 10_000_000 + sum(1 for pid in present if int(pid[1:]) >= 10_000_000)  # timing inserts
             for size in sizes:
                 wall, cpu = time.perf_counter(), time.process_time()
-                for i in range(enrolled, size):
-                    g.insert(synthetic_person(i))
-                chunk = max(size - enrolled, 1)
+                chunk = 0
+                for i in range(size):
+                    if f"P{i:07d}" not in present:
+                        g.insert(synthetic_person(i))
+                        chunk += 1
+                chunk = max(chunk, 1)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-                enrolled = size
+                present = set(g.ids())
                 g.shard()  # up to date before timing the next change
                 for _ in range(10):
                     g.insert(synthetic_person(extra))
