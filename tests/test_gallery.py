@@ -461,3 +461,14 @@ def test_docs_and_docstring_examples_run() -> None:
     assert result.failed == 0 and result.attempted > 20
     for module in (package, records, store, _arrays, _search, fusion, abis):
         assert doctest.testmod(module).failed == 0
+
+
+def test_search_falls_back_to_memory_when_the_search_folder_cannot_be_written(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    path.with_name("g.db.search").write_bytes(b"a file where the folder should be")  # mkdir and open fail
+    with Gallery.open(path) as g:
+        for i in range(3):
+            g.insert(person(f"P{i}", i, positions=(2, 7)))
+        assert _array_rows(g) == _fresh_rows(path)[0]
+        assert g.identify(person("probe", 1, positions=(2, 7)), k=1)[0].person_id == "P1"
+        assert g.rebuild_arrays().rows.shape[0] == 6 and g.stats()["fingers"] == 6

@@ -630,8 +630,11 @@ class Gallery:
         """Rebuild the packed arrays from SQLite unconditionally (a new epoch)."""
         with self._lock:
             self._arrays = None
-            with SearchArrays.writer_lock(self.search_root):
-                (self.search_root / "published.json").unlink(missing_ok=True)
+            try:
+                with SearchArrays.writer_lock(self.search_root):
+                    (self.search_root / "published.json").unlink(missing_ok=True)
+            except OSError:  # an unwritable folder: search_arrays() reads SQLite into memory
+                pass
             return self.search_arrays()
 
     def _persons_at(self, person_rows: np.ndarray) -> dict[int, tuple[str, object]]:
