@@ -175,8 +175,11 @@ def test_search_arrays_follow_sqlite_and_rebuild(tmp_path: Path) -> None:
     import shutil
 
     shutil.rmtree(root)
+    (root / "g000000000007").mkdir(parents=True)  # a folder of the old one-folder-per-generation format
+    (root / "g000000000007" / "rows.npy").write_bytes(b"old")
     with Gallery.open(path) as g:
         assert _array_rows(g) == original
+        assert not (root / "g000000000007").exists()
         # stale: another writer changed SQLite; this object notices through the generation counter
         with Gallery.open(path) as writer:
             writer.insert(person("late", 77, positions=(2,)))

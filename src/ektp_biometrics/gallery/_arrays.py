@@ -30,6 +30,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import sqlite3
 import zlib
 from contextlib import contextmanager
@@ -331,6 +332,8 @@ class SearchArrays:
             for stale in root.glob("*-*.bin"):
                 if _epoch_of(stale) < published.epoch - 1:  # keep the previous epoch for readers mid-switch
                     stale.unlink(missing_ok=True)
+            for old_format in root.glob("g" + "[0-9]" * 12):  # format 1: one folder per generation
+                shutil.rmtree(old_format, ignore_errors=True)
         arrays = cls.matched(root, published, mapped[0], mapped[1], snapshot)
         assert arrays is not None  # the marker's generation equals the snapshot's
         return arrays
