@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scale = json.loads(args.scale_json.read_text())
     expected = scale["largest"]
-    sizes = [p["persons"] for p in scale["points"]]
-    probes, mates = planted_probes(scale["probes"], min(sizes) - 10)
+    # the probes are re-made exactly as the scale run made them (planted among its first size)
+    probes, mates = planted_probes(scale["probes"], scale["probes_among"])
     from dask.distributed import Client, LocalCluster
 
     tuning = ArraysParameters(prepared_cache_bytes=int(args.cache_gib * (1 << 30)))

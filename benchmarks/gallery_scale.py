@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     tuning = ArraysParameters(prepared_cache_bytes=int(args.cache_gib * (1 << 30)))
     result: dict = {
         "command": "nice -n 5 python benchmarks/gallery_scale.py --sizes " + " ".join(map(str, sizes)) + f" --probes {args.probes}",
-        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "fingers_per_person": 2, "probes": args.probes,
+        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "fingers_per_person": 2, "probes": args.probes, "probes_among": sizes[0],
         "prepared_cache_bytes": tuning.prepared_cache_bytes, "load_average_at_start": Path("/proc/loadavg").read_text().split()[0],
         "points": [],
     }  # fmt: skip
