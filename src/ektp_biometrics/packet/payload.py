@@ -12,10 +12,13 @@ Container (all integers big-endian)::
             d     data
     nothing may follow the last member.
 
-Members of format version 1: ``manifest.json``, ``demographics.json``, ``cbeff.xml``,
+Members (format versions 1 and 2): ``manifest.json``, ``demographics.json``, ``cbeff.xml``,
 ``fingers/NN.png`` and ``fingers/NN.iso`` for each finger position NN (01..10, ISO/IEC
 19794-2 codes), and optionally ``face.png`` + ``face.tpl``.  docs/packets.md gives the
-manifest's fields.
+manifest's fields.  Version 2 adds the manifest field ``session``: the enrollment session's own
+SBI capture hash chain (over the ISO templates and the face PNG, as the station's
+:class:`~ektp_biometrics.devices.enrollment.EnrollmentRecord` computed it) and its event log,
+which the reader verifies against the packet's members.  Version 1 packets stay readable.
 """
 
 from __future__ import annotations
@@ -44,13 +47,15 @@ __all__ = [
     "FingerRecord",
     "PersonRecord",
     "capture_hash_chain",
+    "session_chain_link",
+    "session_from_record",
     "build_payload",
     "read_payload",
     "validate_identifier",
     "validate_demographics",
 ]
 
-PAYLOAD_FORMAT_VERSION = 1
+PAYLOAD_FORMAT_VERSION = 2
 CONTAINER_MAGIC = b"EKTPINR1"
 MAX_MEMBERS = 64
 MAX_MEMBER_BYTES = 16 * 1024 * 1024
@@ -68,6 +73,12 @@ MANIFEST_KEYS = {
     "format", "format_version", "packet_id", "station_id", "operator_id", "created_utc",
     "software_version", "capture_chain", "content_sha256",
 }
+#: Manifest fields by format version (version 2 adds the device session's chain and log).
+MANIFEST_KEYS_BY_VERSION = {1: MANIFEST_KEYS, 2: MANIFEST_KEYS | {"session"}}
+SESSION_KEYS = {"session_id", "chain", "final_hash", "exceptions", "log"}
+MAX_LOG_ENTRIES = 1000
+MAX_LOG_TEXT = 256
+_HEX_HASH = re.compile(r"^[0-9A-F]{64}$")
 
 
 def validate_identifier(value: object, what: str) -> str:
@@ -128,6 +139,92 @@ def capture_hash_chain(samples: Sequence[bytes]) -> list[str]:
     return chain
 
 
+def session_chain_link(previous_hash: str, bio_value: bytes) -> str:
+    """One link of the device session's SBI chain: ``SHA256(previousHash + SHA256hex(bioValue))``.
+
+    Both hashes are upper-case hex *text*, as :func:`ektp_biometrics.devices.sbi.chain_hash`
+    computes them (unlike :func:`capture_hash_chain`, which appends the raw digest).
+
+    Examples
+    --------
+    >>> inner = hashlib.sha256(b"abc").hexdigest().upper()
+    >>> session_chain_link(CHAIN_START, b"abc") == hashlib.sha256((CHAIN_START + inner).encode()).hexdigest().upper()
+    True
+    """
+    return hashlib.sha256((previous_hash + hashlib.sha256(bio_value).hexdigest().upper()).encode("ascii")).hexdigest().upper()
+
+
+def _loggable(value: Any, depth: int = 0) -> Any:
+    """A log detail as plain JSON; bytes (possibly biometric) and deep nesting are not carried."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return value[:MAX_LOG_TEXT]
+    if isinstance(value, (bytes, bytearray, memoryview, np.ndarray)):
+        return "<binary omitted>"
+    if depth < 2 and isinstance(value, Mapping):
+        return {str(k)[:64]: _loggable(v, depth + 1) for k, v in value.items()}
+    if depth < 2 and isinstance(value, (list, tuple)):
+        return [_loggable(v, depth + 1) for v in value[:64]]
+    return str(value)[:MAX_LOG_TEXT]
+
+
+def session_from_record(record: Any) -> dict[str, Any]:
+    """The manifest ``session`` block of an :class:`~ektp_biometrics.devices.enrollment.EnrollmentRecord`.
+
+    The chain names the packet member each link covers (``fingers/NN.iso`` in capture order, then
+    ``face.png``); the log keeps times, events, device ids and plain details, never an image,
+    template or key byte.
+
+    Raises
+    ------
+    PacketError
+        ``"chain-mismatch"`` if the record's own chain does not verify.
+    """
+    if not record.verify():
+        raise PacketError(f"session {record.session_id}: its capture hash chain does not verify; a capture was altered", "chain-mismatch")
+    chain = [{"sample": f"fingers/{position:02d}.iso", "hash": capture.hash} for position, capture in record.fingers.items()]
+    if record.face is not None:
+        chain.append({"sample": "face.png", "hash": record.face.hash})
+    log = [
+        {"time": str(e.time)[:64], "event": str(e.event)[:64], "device": None if e.device is None else str(e.device)[:128], "detail": _loggable(dict(e.detail))}
+        for e in record.log[:MAX_LOG_ENTRIES]
+    ]
+    return {
+        "session_id": str(record.session_id)[:128],
+        "chain": chain,
+        "final_hash": record.final_hash,
+        "exceptions": {str(k): str(v)[:MAX_LOG_TEXT] for k, v in record.exceptions.items()},
+        "log": log,
+    }
+
+
+def _verify_session(session: object, members: Mapping[str, bytes]) -> None:
+    """Check a manifest ``session`` block against the payload's templates and face photo."""
+    if session is None:
+        return
+    if not isinstance(session, dict) or set(session) != SESSION_KEYS:
+        raise PacketError(f"manifest session must have exactly the fields {sorted(SESSION_KEYS)}", "bad-manifest")
+    if not isinstance(session["session_id"], str) or not isinstance(session["exceptions"], dict) or not isinstance(session["log"], list):
+        raise PacketError("manifest session id, exceptions or log has the wrong type", "bad-manifest")
+    if len(session["log"]) > MAX_LOG_ENTRIES:
+        raise PacketError(f"manifest session log has more than {MAX_LOG_ENTRIES} entries", "bad-manifest")
+    chain = session["chain"]
+    covered = {name for name in members if re.match(r"^fingers/\d\d\.iso$", name)} | ({"face.png"} if "face.png" in members else set())
+    if not isinstance(chain, list) or not all(isinstance(link, dict) and set(link) == {"sample", "hash"} for link in chain):
+        raise PacketError("manifest session chain must be a list of {sample, hash}", "bad-manifest")
+    samples = [link["sample"] for link in chain]
+    if len(samples) != len(covered) or set(samples) != covered or (samples and "face.png" in covered and samples[-1] != "face.png"):
+        raise PacketError("session chain must cover every finger template and the face photo exactly once (face last)", "chain-mismatch")
+    link_hash = CHAIN_START
+    for link in chain:
+        link_hash = session_chain_link(link_hash, members[link["sample"]])
+        if link["hash"] != link_hash:
+            raise PacketError(f"session chain link of {link['sample']} does not match the packet's capture", "chain-mismatch")
+    if session["final_hash"] != link_hash:
+        raise PacketError("session final hash does not match its chain", "chain-mismatch")
+
+
 @dataclass(frozen=True)
 class FingerCapture:
     """One captured finger at the station: ISO position 1..10, uint8 image, its template, quality 0..100."""
@@ -144,6 +241,8 @@ class FaceCapture:
 
     image: np.ndarray = field(repr=False)
     template_bytes: bytes = field(repr=False)
+    #: The session's PNG bytes of ``image``, carried unchanged so the session chain verifies.
+    png: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -154,6 +253,8 @@ class Enrollment:
     demographics: Mapping[str, str]
     fingers: Sequence[FingerCapture]
     face: FaceCapture | None = None
+    #: The manifest ``session`` block (:func:`session_from_record`); None when not captured through a device session.
+    session: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -278,9 +379,25 @@ def _utc_now() -> str:
 
 
 # -- writer --------------------------------------------------------------------------------------
-def build_payload(enrollment: Enrollment, *, packet_id: str, station_id: str, software_version: str, created_utc: str | None = None) -> bytes:
-    """Validate an enrollment and serialize it as a format-version-1 payload container."""
+def build_payload(
+    enrollment: Enrollment,
+    *,
+    packet_id: str,
+    station_id: str,
+    software_version: str,
+    created_utc: str | None = None,
+    format_version: int = PAYLOAD_FORMAT_VERSION,
+) -> bytes:
+    """Validate an enrollment and serialize it as a payload container.
+
+    ``format_version`` 2 (the default) carries ``enrollment.session`` and checks it against the
+    templates and face photo before writing; 1 is the old layout without it (kept so tests can
+    make version-1 packets and prove they stay readable).
+    """
     from ..fingerprint.template import FingerprintTemplate
+
+    if format_version not in (1, 2):
+        raise PacketError(f"payload format version must be 1 or 2, got {format_version!r}", "unsupported-version")
 
     if not isinstance(enrollment, Enrollment):
         raise PacketError("enrollment must be an Enrollment", "bad-manifest")
@@ -324,7 +441,11 @@ def build_payload(enrollment: Enrollment, *, packet_id: str, station_id: str, so
             FaceTemplate.from_bytes(bytes(enrollment.face.template_bytes))
         except TemplateFormatError as exc:
             raise PacketError(f"face template: {exc}", "bad-template") from None
-        members["face.png"] = _encode_png(enrollment.face.image, "face image")
+        if enrollment.face.png is not None:
+            _check_png(bytes(enrollment.face.png), "face image")
+            members["face.png"] = bytes(enrollment.face.png)
+        else:
+            members["face.png"] = _encode_png(enrollment.face.image, "face image")
         members["face.tpl"] = bytes(enrollment.face.template_bytes)
         samples.append(members["face.png"])
         order.append("face.png")
@@ -332,7 +453,7 @@ def build_payload(enrollment: Enrollment, *, packet_id: str, station_id: str, so
     members["cbeff.xml"] = write_cbeff(cbeff_records)
     manifest = {
         "format": "ektp-enrollment-packet",
-        "format_version": PAYLOAD_FORMAT_VERSION,
+        "format_version": format_version,
         "packet_id": _canonical_uuid(packet_id),
         "station_id": station_id,
         "operator_id": enrollment.operator_id,
@@ -341,20 +462,24 @@ def build_payload(enrollment: Enrollment, *, packet_id: str, station_id: str, so
         "capture_chain": {"samples": order, "hashes": capture_hash_chain(samples)},
         "content_sha256": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(members.items())},
     }
+    if format_version >= 2:
+        session = None if enrollment.session is None else json.loads(json.dumps(enrollment.session, default=str))
+        _verify_session(session, members)
+        manifest["session"] = session
     members["manifest.json"] = json.dumps(manifest, sort_keys=True).encode("utf-8")
     return _pack_members(members)
 
 
 # -- readers -------------------------------------------------------------------------------------
-def _manifest_v1(members: Mapping[str, bytes], packet_id: str, station_id: str) -> dict[str, Any]:
+def _manifest_v1(members: Mapping[str, bytes], packet_id: str, station_id: str, version: int = 1) -> dict[str, Any]:
     try:
         manifest = json.loads(members["manifest.json"].decode("utf-8"))
     except (KeyError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise PacketError("payload has no readable manifest.json", "bad-manifest") from None
-    if not isinstance(manifest, dict) or set(manifest) != MANIFEST_KEYS:
-        raise PacketError("manifest fields differ from format version 1", "bad-manifest")
-    if manifest["format"] != "ektp-enrollment-packet" or type(manifest["format_version"]) is not int or manifest["format_version"] != 1:
-        raise PacketError("manifest is not an ektp enrollment packet of version 1", "bad-manifest")
+    if not isinstance(manifest, dict) or set(manifest) != MANIFEST_KEYS_BY_VERSION[version]:
+        raise PacketError(f"manifest fields differ from format version {version}", "bad-manifest")
+    if manifest["format"] != "ektp-enrollment-packet" or type(manifest["format_version"]) is not int or manifest["format_version"] != version:
+        raise PacketError(f"manifest is not an ektp enrollment packet of version {version}", "bad-manifest")
     if manifest["packet_id"] != packet_id or manifest["station_id"] != station_id:
         raise PacketError("manifest packet id or station id differs from the signed header", "header-mismatch")
     validate_identifier(manifest["operator_id"], "operator id")
@@ -371,10 +496,10 @@ def _manifest_v1(members: Mapping[str, bytes], packet_id: str, station_id: str) 
     return manifest
 
 
-def _read_payload_v1(members: Mapping[str, bytes], packet_id: str, station_id: str) -> PersonRecord:
+def _read_payload_v1(members: Mapping[str, bytes], packet_id: str, station_id: str, version: int = 1) -> PersonRecord:
     from ..fingerprint.template import FingerprintTemplate
 
-    manifest = _manifest_v1(members, packet_id, station_id)
+    manifest = _manifest_v1(members, packet_id, station_id, version)
     names = set(members)
     positions = sorted(int(name[8:10]) for name in names if re.match(r"^fingers/\d\d\.png$", name))
     expected = {"manifest.json", "demographics.json", "cbeff.xml"}
@@ -397,6 +522,8 @@ def _read_payload_v1(members: Mapping[str, bytes], packet_id: str, station_id: s
         raise PacketError("capture chain must list every captured image exactly once", "chain-mismatch")
     if chain["hashes"] != capture_hash_chain([members[name] for name in samples]):
         raise PacketError("capture hash chain does not match the captured images", "chain-mismatch")
+    if version >= 2:
+        _verify_session(manifest["session"], members)
     cbeff = {record.position: record for record in read_cbeff(members["cbeff.xml"])}
     if sorted(cbeff) != positions:
         raise PacketError("CBEFF records do not match the packet's fingers", "bad-cbeff")
@@ -438,18 +565,38 @@ def _read_payload_v1(members: Mapping[str, bytes], packet_id: str, station_id: s
     )
 
 
+def _read_payload_v2(members: Mapping[str, bytes], packet_id: str, station_id: str) -> PersonRecord:
+    return _read_payload_v1(members, packet_id, station_id, version=2)
+
+
 #: Payload readers by manifest format version; old versions stay here so old packets stay readable.
-PAYLOAD_READERS = {1: _read_payload_v1}
+PAYLOAD_READERS = {1: _read_payload_v1, 2: _read_payload_v2}
+#: Outer-header versions whose payload this module reads (the outer layout did not change for manifest v2).
+_OUTER_VERSIONS = {1}
+
+
+def _manifest_version(members: Mapping[str, bytes]) -> int:
+    try:
+        version = json.loads(members["manifest.json"].decode("utf-8")).get("format_version")
+    except (KeyError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, AttributeError):
+        raise PacketError("payload has no readable manifest.json", "bad-manifest") from None
+    if type(version) is not int or version not in PAYLOAD_READERS:
+        raise PacketError(f"manifest format version {version!r} is not supported (known: {sorted(PAYLOAD_READERS)})", "unsupported-version")
+    return version
 
 
 def read_manifest(data: bytes, *, packet_id: str, station_id: str) -> dict[str, Any]:
     """The manifest of a decrypted payload, with its content hashes checked (no template parsing)."""
-    return _manifest_v1(_unpack_members(data), packet_id, station_id)
+    members = _unpack_members(data)
+    return _manifest_v1(members, packet_id, station_id, _manifest_version(members))
 
 
 def read_payload(data: bytes, *, packet_id: str, station_id: str, version: int) -> PersonRecord:
-    """Unpack, validate and parse a decrypted payload of the given format version."""
-    reader = PAYLOAD_READERS.get(version)
-    if reader is None:
-        raise PacketError(f"packet format version {version} is not supported (known: {sorted(PAYLOAD_READERS)})", "unsupported-version")
-    return reader(_unpack_members(data), packet_id, station_id)
+    """Unpack, validate and parse a decrypted payload; ``version`` is the outer header's.
+
+    The manifest's own ``format_version`` (1 or 2) picks the reader.
+    """
+    if version not in _OUTER_VERSIONS:
+        raise PacketError(f"packet format version {version} is not supported (known: {sorted(_OUTER_VERSIONS)})", "unsupported-version")
+    members = _unpack_members(data)
+    return PAYLOAD_READERS[_manifest_version(members)](members, packet_id, station_id)

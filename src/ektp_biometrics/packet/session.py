@@ -5,7 +5,8 @@ An :class:`~ektp_biometrics.devices.enrollment.EnrollmentRecord` keeps each fing
 image too, so the station wraps its scanners in a :class:`FrameRecorder`, which remembers every
 frame by that digest; :func:`enrollment_from_session` then takes, for each finger of the record,
 the frame whose digest the record names, so the image in the packet is provably the one the
-template was extracted from.  The templates go into the packet byte for byte.
+template was extracted from.  The templates and the face PNG go into the packet byte for byte,
+with the record's SBI hash chain and event log (manifest ``session``, format version 2).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import PacketError
-from .payload import Enrollment, FaceCapture, FingerCapture
+from .payload import Enrollment, FaceCapture, FingerCapture, session_from_record
 
 __all__ = ["FrameRecorder", "enrollment_from_session"]
 
@@ -142,5 +143,6 @@ def enrollment_from_session(
                 face_template = face_module.extract(photo, quality=int(record.face.quality)).to_bytes()
             except ExtractionError as exc:
                 raise PacketError(f"no face template from the session's photo ({exc}); pass face_template", "bad-template") from None
-        face = FaceCapture(photo, bytes(face_template))
-    return Enrollment(operator_id, dict(demographics), fingers, face)
+        face = FaceCapture(photo, bytes(face_template), png=bytes(record.face.image_png))
+    # The session's chain and log go into the manifest (format 2), so the center can check them.
+    return Enrollment(operator_id, dict(demographics), fingers, face, session=session_from_record(record))
