@@ -220,10 +220,15 @@ def test_an_adjudicated_duplicate_is_released_into_the_gallery_once(small, capsy
         assert [a.action for a in gallery.audit(held)][:1] == ["insert"]
     summary = packet.import_summary(root / "release" / "state.db")
     assert held in summary["imported"] and held not in {d["packet_id"] for d in summary["duplicates"]}
-    assert cli_main(["packet", "receipts", "--state", str(root / "release" / "state.db"), "--out", str(root / "release" / "receipts.json")]) == 0
+    signing = packet.CenterSigningKey.generate()
+    packet.write_private_key(signing, root / "release" / "center-sign.key")
+    assert cli_main(["packet", "receipts", "--state", str(root / "release" / "state.db"), "--out", str(root / "release" / "receipts.json"),
+                     "--center-sign-key", str(root / "release" / "center-sign.key")]) == 0  # fmt: skip
     counts = json.loads(capsys.readouterr().out)
     assert (counts["enrolled"], counts["duplicate"]) == (len(expected["originals"]) + 1, len(expected["planted"]) - 1)
-    assert packet.read_receipts(root / "release" / "receipts.json")["packets"][held] == {"outcome": "enrolled"}
+    written = packet.read_receipts(root / "release" / "receipts.json")
+    assert written["packets"][held] == {"outcome": "enrolled"}
+    packet.verify_receipts(written, signing.public_bytes())
 
 
 @pytest.mark.parametrize("batch_size", [1, 5])
@@ -324,11 +329,17 @@ def test_cli_import_with_gallery_reports_duplicates_and_writes_receipts(small, c
     root, expected = small
     fresh(root, "cli")
     receipts = root / "cli" / "receipts.json"
-    assert cli_main(import_args(root, "cli", "--receipts", str(receipts), *cut(expected))) == 1  # the planted bad files
+    signing = packet.CenterSigningKey.generate()
+    packet.write_private_key(signing, root / "cli" / "center-sign.key")
+    assert cli_main(import_args(root, "cli", "--receipts", str(receipts), *cut(expected))) == 1  # receipts need the signing key
+    assert "--center-sign-key" in capsys.readouterr().err and not receipts.exists()
+    signed = ["--receipts", str(receipts), "--center-sign-key", str(root / "cli" / "center-sign.key")]
+    assert cli_main(import_args(root, "cli", *signed, *cut(expected))) == 1  # the planted bad files
     report = json.loads(capsys.readouterr().out)
     assert sorted(report["imported"]) == expected["originals"]
     assert {d["packet_id"]: d["candidates"][0]["person_id"] for d in report["duplicates"]} == expected["planted"]
     assert {r["file"]: r["reason"] for r in report["rejected"]} == expected["bad"]
+    packet.verify_receipts(packet.read_receipts(receipts), signing.public_bytes())
     outcomes = packet.read_receipts(receipts)["packets"]
     assert {k for k, v in outcomes.items() if v["outcome"] == "enrolled"} == set(expected["originals"])
     assert {k for k, v in outcomes.items() if v["outcome"] == "duplicate"} == set(expected["planted"])

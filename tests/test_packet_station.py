@@ -30,6 +30,7 @@ class Center:
 
     def __init__(self, root, station: packet.StationKey) -> None:
         self.root, self.key = root, packet.CenterKey.generate()
+        self.signing = packet.CenterSigningKey.generate()  # signs the receipts
         self.registry = packet.StationRegistry(root / "stations.json")
         self.registry.register(station.station_id, station.public_bytes())
 
@@ -181,8 +182,8 @@ def test_statuses_follow_center_receipts_and_a_failed_packet_is_re_sent(station_
     (usb / f"{damaged}.ektp").write_bytes(bytes(data))
     report = center.import_folder(usb, dedup=policy(12, 41, 3))
     assert [r["file"] for r in report.rejected] == [f"{damaged}.ektp"]
-    receipts = packet.write_receipts(center.root / "center" / "state.db", tmp_path / "receipts.json")
-    changed = journal.apply_receipts(tmp_path / "receipts.json", by="center")
+    receipts = packet.write_receipts(center.root / "center" / "state.db", tmp_path / "receipts.json", center.signing)
+    changed = journal.apply_receipts(tmp_path / "receipts.json", center_public=center.signing.public_bytes(), by="center")
     # of each person enrolled at both stops, the packet imported second is held, naming the first
     by_person = dict(zip(first_stop(t["again"]), t["ids"]))
     pairs = [{later, by_person[person]} for later, person in t["second_stop"].items()]
@@ -190,21 +191,21 @@ def test_statuses_follow_center_receipts_and_a_failed_packet_is_re_sent(station_
     # the district office's record is not in this center gallery, so that person is enrolled here
     assert changed == {"captured": 0, "sent": 0, "duplicate": 2, "print_ready": len(t["ids"]) + 3 - 2 - 1, "failed": 1}
     assert journal.get(damaged).status is Status.FAILED and journal.get(t["known"]).status is Status.PRINT_READY
-    assert journal.apply_receipts(receipts, by="center") == {s.value: 0 for s in Status}  # applying twice changes nothing
+    assert journal.apply_receipts(receipts, center_public=center.signing.public_bytes(), by="center") == {s.value: 0 for s in Status}  # applying twice changes nothing
     # re-send: the outbox still holds the good packet
     with pytest.raises(PacketError) as error:
         journal.resend(journal.entries(Status.PRINT_READY)[0].packet_id, by="op-11")
     assert error.value.reason == "bad-transition"  # print_ready is final
     journal.resend(damaged, by="op-11", note="USB stick 1 corrupted it")
     assert journal.get(damaged).status is Status.CAPTURED
-    stale = packet.write_receipts(center.root / "center" / "state.db", tmp_path / "stale.json")  # before the re-send's export
+    stale = packet.write_receipts(center.root / "center" / "state.db", tmp_path / "stale.json", center.signing)  # before the re-send's export
     time.sleep(0.01)  # receipts and export times have millisecond resolution
     second = journal.export(outbox, tmp_path / "usb-2", by="op-11")
     assert second.exported == (f"{damaged}.ektp",)
-    assert journal.apply_receipts(stale, by="center")["failed"] == 0  # an old receipt does not undo the re-send
+    assert journal.apply_receipts(stale, center_public=center.signing.public_bytes(), by="center")["failed"] == 0  # an old receipt does not undo the re-send
     assert center.import_folder(tmp_path / "usb-2", dedup=policy(12, 41, 3)).imported == [damaged]
-    packet.write_receipts(center.root / "center" / "state.db", tmp_path / "receipts-2.json")
-    journal.apply_receipts(tmp_path / "receipts-2.json", by="center")
+    packet.write_receipts(center.root / "center" / "state.db", tmp_path / "receipts-2.json", center.signing)
+    journal.apply_receipts(tmp_path / "receipts-2.json", center_public=center.signing.public_bytes(), by="center")
     assert journal.get(damaged).status is Status.PRINT_READY
     trail = [(c.action, c.to_status.value) for c in journal.history(damaged)]
     assert trail == [("capture", "captured"), ("export", "sent"), ("center-receipt", "failed"), ("resend", "captured"),
@@ -222,7 +223,7 @@ def test_journal_refuses_bad_input(tmp_path):
         for bad in ({"format": "x"}, {"format": "ektp-import-receipts", "version": 1, "packets": {"abc": {"outcome": "enrolled"}}},
                     {"format": "ektp-import-receipts", "version": 1, "packets": {"9b0e7c8e-58a4-4bd5-9a3c-7c1f1d1f0a01": {"outcome": "lost"}}}):  # fmt: skip
             with pytest.raises(PacketError):
-                journal.apply_receipts(bad)
+                journal.apply_receipts(bad, center_public=packet.CenterSigningKey.generate().public_bytes())
     (tmp_path / "receipts.json").write_text("{not json")
     with pytest.raises(PacketError) as error:
         packet.read_receipts(tmp_path / "receipts.json")
@@ -253,14 +254,57 @@ def test_station_cli_dedup_export_status_and_receipts(station_trip, tmp_path, ca
     assert shown["packet"]["status"] == "captured"
     assert [(h["action"], h["actor"]) for h in shown["history"]] == [("capture", "op-3"), ("field-dedup", "op-11"), ("clear-flag", "op-12")]
     packet.write_private_key(t["center"].key, tmp_path / "center.key")
+    packet.write_private_key(t["center"].signing, tmp_path / "center-sign.key")
+    packet.write_public_key(t["center"].signing, tmp_path / "center-sign.pub")
     receipts = tmp_path / "receipts.json"
     assert cli_main(["packet", "import", str(tmp_path / "usb"), "--center-key", str(tmp_path / "center.key"), "--registry",
                      str(tmp_path / "stations.json"), "--quarantine", str(tmp_path / "q"), "--state", str(tmp_path / "state.db"),
-                     "--gallery", str(tmp_path / "center.db"), "--receipts", str(receipts), *threshold]) == 0  # fmt: skip
+                     "--gallery", str(tmp_path / "center.db"), "--receipts", str(receipts), "--center-sign-key", str(tmp_path / "center-sign.key"), *threshold]) == 0  # fmt: skip
     capsys.readouterr()
-    assert cli_main(["packet", "status", "--journal", db, "--apply-receipts", str(receipts)]) == 0
+    assert cli_main(["packet", "status", "--journal", db, "--apply-receipts", str(receipts)]) == 1  # without the center's key nothing is applied
+    assert "--center-sign-pub" in capsys.readouterr().err
+    assert cli_main(["packet", "status", "--journal", db, "--apply-receipts", str(receipts), "--center-sign-pub", str(tmp_path / "center-sign.pub")]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["changed"]["print_ready"] == len(t["ids"]) and status["counts"]["print_ready"] == len(t["ids"])
     assert cli_main(["packet", "export", str(t["outbox"]), str(tmp_path / "usb"), "--include-flagged"]) == 1
     assert "--journal" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "usb")
+
+
+def test_forged_altered_or_unsigned_receipts_are_refused_and_change_nothing(station_trip, tmp_path):
+    t = station_trip
+    journal, center = t["journal"], t["center"]
+    journal.export(t["outbox"], tmp_path / "usb", by="op-11", include_flagged=True)
+    center.import_folder(tmp_path / "usb", dedup=policy(12, 41, 3))
+    genuine = packet.write_receipts(center.root / "center" / "state.db", tmp_path / "receipts.json", center.signing)
+    public = center.signing.public_bytes()
+    before = journal.counts()
+    victim = next(iter(genuine["packets"]))
+    altered = json.loads(json.dumps(genuine))
+    altered["packets"][victim] = {"outcome": "rejected", "reason": "bad-signature"}
+    impostor = packet.CenterSigningKey.generate()
+    forged = packet.write_receipts(center.root / "center" / "state.db", tmp_path / "forged.json", impostor)
+    relabelled = dict(forged, signature=dict(forged["signature"], public_key=public.hex()))  # claims the center's key
+    unsigned = {k: v for k, v in genuine.items() if k != "signature"}
+    for document in (altered, forged, relabelled, unsigned, dict(genuine, written_utc="2099-01-01T00:00:00.000Z")):
+        with pytest.raises(PacketError) as error:
+            journal.apply_receipts(document, center_public=public, by="center")
+        assert error.value.reason == "bad-receipt-signature"
+    assert journal.counts() == before  # nothing was applied
+    assert journal.apply_receipts(genuine, center_public=public, by="center")["print_ready"] > 0
+
+
+def test_center_keygen_adds_a_missing_receipt_signing_key_with_private_permissions(tmp_path, capsys):
+    import os
+    import stat
+
+    packet.write_private_key(packet.CenterKey.generate(), tmp_path / "center.key")  # a key set from before signed receipts
+    old = (tmp_path / "center.key").read_bytes()
+    assert cli_main(["packet", "keygen", "--center", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "center.key").read_bytes() == old and not (tmp_path / "center.pub").exists()
+    assert stat.S_IMODE(os.stat(tmp_path / "center-sign.key").st_mode) == 0o600
+    signing = packet.load_center_signing_key(tmp_path / "center-sign.key")
+    assert packet.load_public_key(tmp_path / "center-sign.pub") == signing.public_bytes()
+    capsys.readouterr()
+    assert cli_main(["packet", "keygen", "--center", "--out", str(tmp_path)]) != 0  # nothing missing: refuses to overwrite
+    assert packet.load_center_signing_key(tmp_path / "center-sign.key").public_bytes() == signing.public_bytes()

@@ -24,13 +24,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser(
         "keygen",
-        help="create a station signing key or the center key pair",
-        description="Write ID.key (PKCS#8 PEM, mode 0600) and ID.pub for a station, or center.key and center.pub. "
-        "Existing files are never overwritten.",
+        help="create a station signing key or the center's keys",
+        description="Write ID.key (PKCS#8 PEM, mode 0600) and ID.pub for a station, or for the center center.key/.pub "
+        "(X25519, decrypts packets) and center-sign.key/.pub (Ed25519, signs receipts; stations get center-sign.pub). "
+        "Existing files are never overwritten; a center set without a signing key gets one added.",
     )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--station", metavar="ID", help="station id (1..64 of A-Z a-z 0-9 . _ -)")
-    who.add_argument("--center", action="store_true", help="create the center's X25519 key pair")
+    who.add_argument("--center", action="store_true", help="create the center's X25519 key pair and Ed25519 receipt-signing key (whichever is missing)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the key files (created if missing)")
     p.set_defaults(handler=_keygen_command)
 
@@ -80,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--packet", default=None, metavar="ID", help="show one enrollment with its audit trail")
     p.add_argument("--status", default=None, choices=["captured", "sent", "duplicate", "print_ready", "failed"], help="list only these")
     action = p.add_mutually_exclusive_group()
-    action.add_argument("--apply-receipts", type=Path, default=None, metavar="FILE", help="receipts written by the center's import")
+    action.add_argument("--apply-receipts", type=Path, default=None, metavar="FILE", help="signed receipts written by the center's import (needs --center-sign-pub)")
+    p.add_argument("--center-sign-pub", type=Path, default=None, metavar="PUB", help="the center's receipt-signing public key (center-sign.pub)")
     action.add_argument("--resend", default=None, metavar="ID", help="queue a failed enrollment for the next export")
     action.add_argument("--clear", default=None, metavar="ID", help="clear a field duplicate flag (needs --note)")
     p.add_argument("--note", default="", help="why (for --clear and --resend)")
@@ -115,7 +117,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sink.add_argument("--gallery", type=Path, metavar="PATH", help="the center gallery (created if missing)")
     sink.add_argument("--accepted", type=Path, metavar="JSONL", help="stand-in sink: manifests as JSON lines, no dedup")
     _dedup_options(p)
-    p.add_argument("--receipts", type=Path, default=None, metavar="FILE", help="write receipts for the stations (all runs so far)")
+    p.add_argument("--receipts", type=Path, default=None, metavar="FILE", help="write signed receipts for the stations (all runs so far; needs --center-sign-key)")
+    p.add_argument("--center-sign-key", type=Path, default=None, metavar="KEY", help="the center's Ed25519 receipt-signing key (center-sign.key)")
     p.add_argument("--batch", type=int, default=32, metavar="N", help="packets deduplicated per gallery search pass (default 32)")
     p.set_defaults(handler=_import_command)
 
@@ -124,6 +127,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = commands.add_parser("receipts", help="center: write the stations' receipts from the import state (all runs)")
     p.add_argument("--state", type=Path, required=True, metavar="DB")
     p.add_argument("--out", type=Path, required=True, metavar="FILE")
+    p.add_argument("--center-sign-key", type=Path, required=True, metavar="KEY", help="the center's Ed25519 receipt-signing key (center-sign.key)")
     p.set_defaults(handler=_receipts_command)
 
 
@@ -157,11 +161,11 @@ def _release_command(args: argparse.Namespace) -> int:
 
 
 def _receipts_command(args: argparse.Namespace) -> int:
-    from ..packet import write_receipts
+    from ..packet import load_center_signing_key, write_receipts
 
     if not args.state.is_file():
         raise _usage(f"no import state at {args.state}")
-    document = write_receipts(args.state, args.out)
+    document = write_receipts(args.state, args.out, load_center_signing_key(args.center_sign_key))
     outcomes = [r["outcome"] for r in document["packets"].values()]
     _print({"written": str(args.out), **{name: outcomes.count(name) for name in ("enrolled", "duplicate", "rejected")}})
     return 0
@@ -188,19 +192,26 @@ def _print(document: object) -> None:
 
 def _keygen_command(args: argparse.Namespace) -> int:
     from ..errors import PacketError
-    from ..packet import CenterKey, StationKey, write_private_key, write_public_key
+    from ..packet import CenterKey, CenterSigningKey, StationKey, write_private_key, write_public_key
 
     args.out.mkdir(parents=True, exist_ok=True)
     if args.center:
-        key, stem = CenterKey.generate(), "center"
+        # The center has two keys: X25519 to decrypt packets, Ed25519 to sign receipts. A center set
+        # made before receipts were signed gets its missing signing key; existing keys are never touched.
+        pairs = [(CenterKey.generate, "center"), (CenterSigningKey.generate, "center-sign")]
+        missing = [(make, stem) for make, stem in pairs if not any((args.out / f"{stem}{s}").exists() for s in (".key", ".pub"))]
+        if not missing:
+            raise PacketError(f"{args.out / 'center.key'} and {args.out / 'center-sign.key'} exist; refusing to overwrite a key file", "key-exists")
     else:
-        key, stem = StationKey.generate(args.station), args.station
-    for suffix in (".key", ".pub"):
-        if (args.out / f"{stem}{suffix}").exists():
-            raise PacketError(f"{args.out / (stem + suffix)} exists; refusing to overwrite a key file", "key-exists")
-    private = write_private_key(key, args.out / f"{stem}.key")
-    public = write_public_key(key, args.out / f"{stem}.pub")
-    print(f"wrote {private} (private, 0600) and {public}")
+        missing = [(lambda: StationKey.generate(args.station), args.station)]
+        for suffix in (".key", ".pub"):
+            if (args.out / f"{args.station}{suffix}").exists():
+                raise PacketError(f"{args.out / (args.station + suffix)} exists; refusing to overwrite a key file", "key-exists")
+    for make, stem in missing:
+        key = make()
+        private = write_private_key(key, args.out / f"{stem}.key")
+        public = write_public_key(key, args.out / f"{stem}.pub")
+        print(f"wrote {private} (private, 0600) and {public}")
     return 0
 
 
@@ -258,12 +269,14 @@ def _dedup_command(args: argparse.Namespace) -> int:
 def _status_command(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ..packet import StationJournal
+    from ..packet import StationJournal, load_public_key
 
     with StationJournal(args.journal) as journal:
         document: dict = {}
         if args.apply_receipts is not None:
-            document["changed"] = journal.apply_receipts(args.apply_receipts)
+            if args.center_sign_pub is None:
+                raise _usage("--apply-receipts needs --center-sign-pub (the center's receipt-signing public key)")
+            document["changed"] = journal.apply_receipts(args.apply_receipts, center_public=load_public_key(args.center_sign_pub))
         elif args.resend is not None:
             journal.resend(args.resend, by=args.by, note=args.note)
         elif args.clear is not None:
@@ -300,8 +313,10 @@ def _inspect_command(args: argparse.Namespace) -> int:
 
 
 def _import_command(args: argparse.Namespace) -> int:
-    from ..packet import GallerySink, JsonLinesSink, StationRegistry, import_packets, load_center_key, write_receipts
+    from ..packet import GallerySink, JsonLinesSink, StationRegistry, import_packets, load_center_key, load_center_signing_key, write_receipts
 
+    if args.receipts is not None and args.center_sign_key is None:
+        raise _usage("--receipts needs --center-sign-key (receipts are signed)")
     keys = [load_center_key(path) for path in args.center_key]
     registry = StationRegistry(args.registry)
     if args.gallery is not None:
@@ -315,6 +330,6 @@ def _import_command(args: argparse.Namespace) -> int:
             raise _usage("--dedup-fmr and --dedup-threshold need --gallery")
         report = import_packets(args.folder, keys, registry, JsonLinesSink(args.accepted), args.quarantine, args.state, batch_size=args.batch)
     if args.receipts is not None:
-        write_receipts(args.state, args.receipts)
+        write_receipts(args.state, args.receipts, load_center_signing_key(args.center_sign_key))
     _print(report.to_dict())
     return 1 if report.rejected else 0

@@ -31,12 +31,13 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     submod_attrs={
         "payload": ["Enrollment", "FingerCapture", "FaceCapture", "PersonRecord", "FingerRecord", "capture_hash_chain"],
         "crypto": ["StationKey", "CenterKey", "open_packet", "inspect_packet", "parse_header", "seal_packet",
-                   "write_private_key", "write_public_key", "load_station_key", "load_center_key", "load_public_key"],
+                   "write_private_key", "write_public_key", "load_station_key", "load_center_key", "load_public_key",
+                   "CenterSigningKey", "load_center_signing_key"],
         "registry": ["StationRegistry"],
         "outbox": ["build_packet", "write_packet", "export", "read_export_log"],
         "importer": ["PacketSink", "MemorySink", "JsonLinesSink", "SinkOutcome", "ImportReport", "import_packets", "import_summary", "release_duplicate"],
         "gallery_sink": ["GallerySink", "DedupPolicy", "DEFAULT_DEDUP", "person_from_record"],
-        "station": ["StationJournal", "Status", "JournalEntry", "StatusChange", "FieldDedupReport", "write_receipts", "read_receipts"],
+        "station": ["StationJournal", "Status", "JournalEntry", "StatusChange", "FieldDedupReport", "write_receipts", "read_receipts", "verify_receipts"],
         "session": ["FrameRecorder", "enrollment_from_session"],
     },
 )

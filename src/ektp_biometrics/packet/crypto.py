@@ -54,6 +54,9 @@ __all__ = [
     "write_public_key",
     "load_station_key",
     "load_center_key",
+    "load_center_signing_key",
+    "CenterSigningKey",
+    "verify_ed25519",
     "load_public_key",
 ]
 
@@ -101,6 +104,41 @@ class CenterKey:
 
     def __repr__(self) -> str:
         return "CenterKey(<private>)"
+
+
+@dataclass(frozen=True)
+class CenterSigningKey:
+    """The center's Ed25519 key that signs import receipts (stations hold its public half).
+
+    Separate from :class:`CenterKey` (X25519, decryption only) so each key has one job.
+    """
+
+    private_key: Ed25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> "CenterSigningKey":
+        return cls(Ed25519PrivateKey.generate())
+
+    def public_bytes(self) -> bytes:
+        """The raw 32-byte Ed25519 public key (what stations are given)."""
+        return self.private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private_key.sign(data)
+
+    def __repr__(self) -> str:
+        return "CenterSigningKey(<private>)"
+
+
+def verify_ed25519(public: bytes, signature: bytes, data: bytes) -> bool:
+    """True if ``signature`` is a valid Ed25519 signature of ``data`` by the raw 32-byte ``public`` key."""
+    if not isinstance(public, bytes) or len(public) != 32:
+        raise PacketError("an Ed25519 public key must be 32 raw bytes", "bad-key")
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, data)
+    except InvalidSignature:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -255,14 +293,14 @@ def _write_exclusive(path: Path, data: bytes, mode: int) -> None:
         os.close(fd)
 
 
-def write_private_key(key: StationKey | CenterKey, path: str | os.PathLike) -> Path:
+def write_private_key(key: StationKey | CenterKey | CenterSigningKey, path: str | os.PathLike) -> Path:
     """Write a private key as unencrypted PKCS#8 PEM with permissions 0600 (never overwrites)."""
     pem = key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     _write_exclusive(Path(path), pem, 0o600)
     return Path(path)
 
 
-def write_public_key(key: StationKey | CenterKey, path: str | os.PathLike) -> Path:
+def write_public_key(key: StationKey | CenterKey | CenterSigningKey, path: str | os.PathLike) -> Path:
     """Write the public half as SubjectPublicKeyInfo PEM (0644)."""
     pem = key.private_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     _write_exclusive(Path(path), pem, 0o644)
@@ -295,6 +333,14 @@ def load_center_key(path: str | os.PathLike) -> CenterKey:
     if not isinstance(key, X25519PrivateKey):
         raise PacketError(f"{path} is not an X25519 center key", "bad-key")
     return CenterKey(key)
+
+
+def load_center_signing_key(path: str | os.PathLike) -> CenterSigningKey:
+    """The center's receipt-signing key from its PKCS#8 PEM file (0600)."""
+    key = _read_pem_private(path)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise PacketError(f"{path} is not an Ed25519 receipt-signing key", "bad-key")
+    return CenterSigningKey(key)
 
 
 def load_public_key(path: str | os.PathLike) -> bytes:

@@ -32,7 +32,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .._files import atomic_write
 from ..errors import PacketError
@@ -42,9 +42,11 @@ from .importer import import_summary
 from .outbox import PACKET_SUFFIX, ExportResult, build_packet, export, write_packet
 from .payload import Enrollment, _canonical_uuid, validate_identifier
 
-__all__ = ["Status", "TRANSITIONS", "JournalEntry", "StatusChange", "FieldDedupReport", "StationJournal", "write_receipts", "read_receipts"]
+__all__ = ["Status", "TRANSITIONS", "JournalEntry", "StatusChange", "FieldDedupReport", "StationJournal", "write_receipts", "read_receipts", "verify_receipts"]
 
 RECEIPTS_FORMAT = "ektp-import-receipts"
+#: Version 2 adds the center's Ed25519 signature; unsigned version-1 receipts are no longer applied.
+RECEIPTS_VERSION = 2
 
 
 class Status(str, enum.Enum):
@@ -401,19 +403,27 @@ class StationJournal:
         self._transaction(body)
         return result
 
-    def apply_receipts(self, receipts: dict[str, Any] | str | os.PathLike, *, by: str = "center") -> dict[str, int]:
-        """Apply the center's receipts (from :func:`write_receipts`) to this station's enrollments.
+    def apply_receipts(self, receipts: dict[str, Any] | str | os.PathLike, *, center_public: bytes, by: str = "center") -> dict[str, int]:
+        """Apply the center's signed receipts (from :func:`write_receipts`) to this station's enrollments.
 
-        ``enrolled`` -> ``print_ready``, ``duplicate`` -> ``duplicate``, ``rejected`` -> ``failed``;
-        packets of other stations are ignored, and an outcome already applied is a no-op.
+        The signature is verified with ``center_public`` (the center's Ed25519 receipt-signing key,
+        raw 32 bytes) before any status changes. ``enrolled`` -> ``print_ready``, ``duplicate`` ->
+        ``duplicate``, ``rejected`` -> ``failed``; packets of other stations are ignored, and an
+        outcome already applied is a no-op.
 
         Returns
         -------
         dict
             How many enrollments changed to each status.
+
+        Raises
+        ------
+        PacketError
+            ``"bad-receipt-signature"`` for an unsigned, forged or altered receipts document.
         """
         actor = validate_identifier(by, "actor")
         document = receipts if isinstance(receipts, dict) else read_receipts(receipts)
+        verify_receipts(document, center_public)
         outcomes = _check_receipts(document)
         written = str(document.get("written_utc", ""))
         to_status = {"enrolled": Status.PRINT_READY, "duplicate": Status.DUPLICATE, "rejected": Status.FAILED}
@@ -438,12 +448,47 @@ class StationJournal:
         return changed
 
 
-def write_receipts(state_db: str | os.PathLike, path: str | os.PathLike) -> dict[str, Any]:
-    """Write the center's receipts for every packet the import state knows, atomically.
+def _signed_bytes(document: Mapping[str, Any]) -> bytes:
+    """The canonical bytes a receipts signature covers: the document without ``signature``."""
+    unsigned = {k: v for k, v in document.items() if k != "signature"}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
-    The document is ``{"format": "ektp-import-receipts", "version": 1, "written_utc": ...,
-    "packets": {packet id: {"outcome": "enrolled" | "duplicate" | "rejected", ...}}}``: a
-    duplicate names its candidates, a rejection its reason.  A packet that was rejected once and
+
+def verify_receipts(document: Mapping[str, Any], center_public: bytes) -> None:
+    """Check a receipts document's Ed25519 signature against the center's receipt-signing key.
+
+    Raises
+    ------
+    PacketError
+        ``"bad-receipt-signature"`` if the document is unsigned, signed by another key, or was
+        altered after signing.
+    """
+    from .crypto import verify_ed25519
+
+    signature = document.get("signature") if isinstance(document, Mapping) else None
+    if not isinstance(signature, dict) or set(signature) != {"algorithm", "public_key", "value"} or signature["algorithm"] != "Ed25519":
+        raise PacketError("receipts are not signed by the center (no Ed25519 signature); ask the center for signed receipts", "bad-receipt-signature")
+    if not isinstance(center_public, bytes) or len(center_public) != 32:
+        raise PacketError("the center's receipt-signing public key must be 32 raw Ed25519 bytes", "bad-key")
+    if signature["public_key"] != center_public.hex():
+        raise PacketError("receipts are signed by a key that is not this center's receipt-signing key", "bad-receipt-signature")
+    try:
+        value = bytes.fromhex(signature["value"]) if isinstance(signature["value"], str) else b""
+    except ValueError:
+        value = b""
+    if len(value) != 64 or not verify_ed25519(center_public, value, _signed_bytes(document)):
+        raise PacketError("receipts signature does not verify (forged or altered after signing); they were not applied", "bad-receipt-signature")
+
+
+def write_receipts(state_db: str | os.PathLike, path: str | os.PathLike, signing_key: Any) -> dict[str, Any]:
+    """Write the center's receipts for every packet the import state knows, signed, atomically.
+
+    The document is ``{"format": "ektp-import-receipts", "version": 2, "written_utc": ...,
+    "packets": {packet id: {"outcome": "enrolled" | "duplicate" | "rejected", ...}},
+    "signature": {"algorithm": "Ed25519", "public_key": hex, "value": hex}}``: a duplicate names
+    its candidates, a rejection its reason.  The signature, by ``signing_key`` (a
+    :class:`~ektp_biometrics.packet.crypto.CenterSigningKey`), covers the document without
+    ``signature`` as compact sorted-key UTF-8 JSON.  A packet that was rejected once and
     imported later (re-sent) is ``enrolled`` or ``duplicate``.  Rejected files whose name is not
     ``<packet id>.ektp`` cannot be attributed and are left out.
     """
@@ -461,7 +506,12 @@ def write_receipts(state_db: str | os.PathLike, path: str | os.PathLike) -> dict
         packets[duplicate["packet_id"]] = {"outcome": "duplicate", "candidates": duplicate["candidates"]}
     for packet_id in summary["imported"]:
         packets[packet_id] = {"outcome": "enrolled"}
-    document = {"format": RECEIPTS_FORMAT, "version": 1, "written_utc": _now(), "packets": dict(sorted(packets.items()))}
+    from .crypto import CenterSigningKey
+
+    if not isinstance(signing_key, CenterSigningKey):
+        raise PacketError("receipts must be signed with the center's CenterSigningKey", "bad-key")
+    document: dict[str, Any] = {"format": RECEIPTS_FORMAT, "version": RECEIPTS_VERSION, "written_utc": _now(), "packets": dict(sorted(packets.items()))}
+    document["signature"] = {"algorithm": "Ed25519", "public_key": signing_key.public_bytes().hex(), "value": signing_key.sign(_signed_bytes(document)).hex()}
     atomic_write(Path(path), json.dumps(document, indent=1, sort_keys=True).encode("utf-8"))
     return document
 
@@ -477,8 +527,8 @@ def read_receipts(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _check_receipts(document: object) -> dict[str, dict[str, Any]]:
-    if not isinstance(document, dict) or document.get("format") != RECEIPTS_FORMAT or document.get("version") != 1:
-        raise PacketError("not an ektp-import-receipts document of version 1", "bad-receipts")
+    if not isinstance(document, dict) or document.get("format") != RECEIPTS_FORMAT or document.get("version") != RECEIPTS_VERSION:
+        raise PacketError(f"not an ektp-import-receipts document of version {RECEIPTS_VERSION} (signed)", "bad-receipts")
     packets = document.get("packets")
     if not isinstance(packets, dict):
         raise PacketError("receipts must map packet ids to outcomes", "bad-receipts")
