@@ -12,6 +12,18 @@ cimport numpy as cnp
 
 cnp.import_array()
 
+cdef extern from *:
+    """
+    #ifndef EKTP_SOURCE_SHA256
+    #define EKTP_SOURCE_SHA256 "unknown"
+    #endif
+    """
+    const char* EKTP_SOURCE_SHA256
+
+# SHA-256 of this .pyx as built (setup.py passes it as a macro). Template caches and calibration
+# tables key on the source, not on the .so bytes, which differ between two builds of one source.
+SOURCE_SHA256 = EKTP_SOURCE_SHA256.decode("ascii")
+
 cdef inline long iround(double x) noexcept nogil:
     """Round half away from zero, inline: libm's lround is a function call per pixel."""
     return <long>(x + 0.5) if x >= 0 else <long>(x - 0.5)

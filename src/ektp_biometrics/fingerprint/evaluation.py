@@ -524,8 +524,9 @@ def extractor_digest(params: ExtractionParameters = DEFAULT_PARAMETERS) -> str:
     """Short digest of what decides a template: the extraction parameters and the extractor's code.
 
     The code part hashes the Python sources of the extraction stages and image reading and the
-    compiled native kernels as installed, so a cached template is never reused after any of them
-    changes.
+    SHA-256 of the Cython source each native kernel module was built from (embedded at build time,
+    so two builds of one source agree while their ``.so`` bytes differ), so a cached template is
+    never reused after any of them changes.
 
     Examples
     --------
@@ -546,12 +547,17 @@ def _code_digest() -> str:
         package = Path(__file__).resolve().parents[1]
         here = package / "fingerprint"
         sources = [here / f"{name}.py" for name in ("extract", "_stages", "params", "quality", "template")]
-        sources += sorted((package / "io").glob("*.py")) + sorted((package / "_native").glob("*.so"))
-        sources += sorted((package / "_native").glob("*.pyd"))
+        sources += sorted((package / "io").glob("*.py"))
         digest = hashlib.sha256()
         for source in sources:
             if source.exists():
                 digest.update(source.name.encode() + b"\0" + source.read_bytes())
+        from .._native import fingerprint_kernels
+
+        built_from = fingerprint_kernels.SOURCE_SHA256
+        if built_from == "unknown":  # compiled without setup.py's macro: the binary is all we know
+            built_from = hashlib.sha256(Path(fingerprint_kernels.__file__).read_bytes()).hexdigest()
+        digest.update(b"fingerprint_kernels.pyx\0" + built_from.encode())
         _CODE_DIGEST.append(digest.hexdigest())
     return _CODE_DIGEST[0]
 
