@@ -30,7 +30,12 @@ def template(rng: np.random.Generator, base: FingerprintTemplate | None = None) 
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    # The scheduler serves HTTP even without a dashboard, on 8787 unless told otherwise; a port of
+    # 0 keeps the test independent of whatever else on the machine holds 8787.
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    ) as cluster:
         with distributed.Client(cluster) as c:
             yield c
 
