@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ektp_biometrics.errors import ConfigurationError, GalleryError, RecordError
 from ektp_biometrics.fingerprint import FingerprintTemplate, make_minutiae
@@ -475,3 +477,85 @@ def test_search_falls_back_to_memory_when_the_search_folder_cannot_be_written(tm
         assert _array_rows(g) == _fresh_rows(path)[0]
         assert g.identify(person("probe", 1, positions=(2, 7)), k=1)[0].person_id == "P1"
         assert g.rebuild_arrays().rows.shape[0] == 6 and g.stats()["fingers"] == 6
+
+
+def test_insert_many_is_one_transaction_all_or_none(gallery: Gallery) -> None:
+    gallery.insert(person("A", 1))
+    before = gallery.generation()
+    with pytest.raises(GalleryError) as err:
+        gallery.insert_many([person("B", 2), person("A", 3)], by="op-2")  # A exists: B is not stored either
+    assert err.value.reason == "exists" and "B" not in gallery and gallery.generation() == before
+    with pytest.raises(GalleryError) as err:
+        gallery.insert_many([person("C", 4), person("C", 5)])
+    assert err.value.reason == "exists" and "C" not in gallery
+    with pytest.raises(RecordError):
+        gallery.insert_many([person("D", 6), "E"])  # type: ignore[list-item]
+    gallery.insert_many([person(f"N{i}", 10 + i) for i in range(5)], by="op-2")
+    assert gallery.count() == 6 and gallery.generation() == before + 1
+    assert gallery.get("N3") == person("N3", 13)
+    assert [(e.action, e.actor) for e in gallery.audit("N4")] == [("insert", "op-2")]
+    gallery.insert_many([])
+    assert gallery.generation() == before + 1
+    found = gallery.identify(Person("probe", fingers=dict(person("N2", 12).fingers)), k=1)
+    assert found[0].person_id == "N2"
+
+
+def test_shard_templates_are_slices_of_the_memory_map(tmp_path: Path) -> None:
+    from ektp_biometrics.gallery.store import ArraysParameters
+
+    tuning = ArraysParameters(compact_dead_fraction=0.3, compact_min_dead_rows=3)
+    with Gallery.open(tmp_path / "g.db", tuning=tuning) as g:
+        for i in range(6):
+            g.insert(person(f"P{i}", i, positions=(2, 7)))
+            g.shard()  # grows by one person at a time, each time from a longer map of the same file
+        shard = g.shard()
+        for position in (2, 7):
+            owners, templates, _ = shard.fingers[position]
+            assert len(templates.blobs) == 1 and isinstance(templates.blobs[0], np.memmap)
+            # only 16 bytes of slice per template on the heap, not the template bytes
+            assert templates.heap_nbytes == 16 * len(templates) < sum(len(b) for b in templates)
+            assert [FingerprintTemplate.from_bytes(b, "ektp") for b in templates] == [
+                g.get(shard.person_ids[o]).fingers[position] for o in owners.tolist()
+            ]
+        for i in range(3):
+            g.delete(f"P{i}")  # enough dead rows: the log is rewritten into a new epoch (a new file)
+        g.insert(person("Q", 9, positions=(2, 7)))
+        probe = Person("probe", fingers=dict(person("Q", 9, positions=(2, 7)).fingers))
+        assert g.identify(probe, k=1)[0].person_id == "Q"
+        import pickle
+
+        parts = pickle.loads(pickle.dumps(g.shard().split(2)))  # what Dask workers receive: in-memory copies
+        assert sorted(pid for part in parts for pid in part.person_ids) == ["P3", "P4", "P5", "Q"]
+        assert all(not isinstance(b, np.memmap) for part in parts for _, t, _ in part.fingers.values() for b in t.blobs)
+        incremental = g.identify(probe, k=3)
+    with Gallery.open(tmp_path / "g.db") as fresh:  # built from scratch: the same answers
+        assert fresh.identify(probe, k=3) == incremental
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.binary(max_size=12), max_size=6), min_size=1, max_size=5),
+    st.lists(st.integers(min_value=0, max_value=40), max_size=10),
+)
+def test_template_bytes_behave_like_a_list(chunks: list[list[bytes]], picks: list[int]) -> None:
+    from ektp_biometrics.gallery._search import TemplateBytes
+
+    expected: list[bytes] = []
+    joined = TemplateBytes.of_bytes([])
+    # the chunks alternate between copies and slices of one growing "file" (same key), as the gallery's appends do
+    file = b"".join(b for chunk in chunks for b in chunk)
+    offset = 0
+    for n, chunk in enumerate(chunks):
+        if n % 2:
+            lengths = np.array([len(b) for b in chunk], np.uint32)
+            offsets = offset + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if chunk else np.zeros(0, np.int64)
+            grown = np.frombuffer(file[: offset + int(lengths.sum())], np.uint8)
+            part = TemplateBytes.of_slices(grown, offsets, lengths, key=("file", 1))
+        else:
+            part = TemplateBytes.of_bytes(chunk)
+        offset += sum(len(b) for b in chunk)
+        joined = joined.concat(part)
+        expected += chunk
+    assert list(joined) == expected and len(joined) == len(expected)
+    valid = [i for i in picks if i < len(expected)]
+    assert list(joined.take(valid)) == [expected[i] for i in valid]

@@ -33,17 +33,17 @@ import os
 import shutil
 import sqlite3
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from .._files import atomic_write
 from ..errors import ConfigurationError
 
-__all__ = ["ROW_DTYPE", "SearchArrays", "ARRAYS_FORMAT", "ArraysParameters", "DEFAULT_ARRAYS", "Published", "Snapshot"]
+__all__ = ["ARRAYS_FORMAT", "DEFAULT_ARRAYS", "ROW_DTYPE", "ArraysParameters", "Published", "SearchArrays", "Snapshot"]
 
 ARRAYS_FORMAT = 2
 MARKER = "published.json"
@@ -70,16 +70,21 @@ class ArraysParameters:
         template is ``MatchTemplate.nbytes``, about 35 KB for 25-45 minutiae (70.8 KB per
         two-finger person, benchmarks/gallery_scale.py), so the default 1 GiB holds about 30,000
         fingers; the rest are prepared anew at every search (about 2.9 ms of CPU each).
+    search_threads : int
+        Threads of the ``search="indexed"`` mode's :class:`~ektp_biometrics.fingerprint.index.FingerprintIndex`
+        (its first stage and shortlist matching release the GIL); 0 for ``os.cpu_count()``.
+        Results do not depend on it.
     """
 
     compact_dead_fraction: float = 0.25
     compact_min_dead_rows: int = 1024
     prepared_cache_bytes: int = 1 << 30
+    search_threads: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.compact_dead_fraction <= 1.0:
             raise ConfigurationError(f"compact_dead_fraction must be in (0, 1], got {self.compact_dead_fraction!r}")
-        for name in ("compact_min_dead_rows", "prepared_cache_bytes"):
+        for name in ("compact_min_dead_rows", "prepared_cache_bytes", "search_threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigurationError(f"{name} must be a non-negative integer, got {value!r}")
@@ -104,7 +109,7 @@ class Published:
         return json.dumps({"format": ARRAYS_FORMAT, **self.__dict__}, sort_keys=True).encode()
 
     @classmethod
-    def read(cls, root: Path) -> "Published | None":
+    def read(cls, root: Path) -> Published | None:
         try:
             data = json.loads((root / MARKER).read_bytes())
             if data.pop("format") != ARRAYS_FORMAT:
@@ -125,7 +130,7 @@ class Snapshot:
     live_rows: np.ndarray
 
     @classmethod
-    def read(cls, conn: sqlite3.Connection) -> "Snapshot":
+    def read(cls, conn: sqlite3.Connection) -> Snapshot:
         """Read inside the caller's transaction."""
         generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
         cursor = conn.execute("SELECT person_row FROM current WHERE deleted = 0 ORDER BY person_row")
@@ -166,6 +171,10 @@ class SearchArrays:
         The search folder.
     live_person_rows : (P,) ndarray of int64
         The snapshot's live person rows, sorted (persons without fingers included).
+    blob_key : (int, int, int) or None
+        (device, inode, epoch) of the memory-mapped template file, None when :attr:`blob` is in
+        memory.  Within one file the published prefix never changes, so a slice of an earlier
+        mapping of the same key stays valid in a later, longer one.
     """
 
     generation: int
@@ -176,6 +185,7 @@ class SearchArrays:
     ranges: dict[int, tuple[int, int]]
     folder: Path
     live_person_rows: np.ndarray
+    blob_key: tuple[int, int, int] | None = None
 
     def template_bytes(self, i: int) -> bytes:
         """The stored bytes of live row ``i`` (of :attr:`rows`)."""
@@ -193,15 +203,18 @@ class SearchArrays:
 
     # -- reading ----------------------------------------------------------------------------------
     @classmethod
-    def map(cls, root: Path, published: Published, verified: "SearchArrays | None" = None) -> "tuple[np.ndarray, np.ndarray] | None":
-        """(log, blob) of ``published``, checked against its CRCs, else None.
+    def map(
+        cls, root: Path, published: Published, verified: SearchArrays | None = None
+    ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int] | None] | None:
+        """(log, blob, blob key) of ``published``, checked against its CRCs, else None.
 
         ``verified`` is an earlier mapping of the same epoch whose prefix was checked already, so
-        only the appended part is read again.
+        only the appended part is read again.  The key is :attr:`SearchArrays.blob_key`.
         """
         rows_path, blob_path = _files(root, published.epoch)
         try:
-            if rows_path.stat().st_size < published.rows * ROW_DTYPE.itemsize or blob_path.stat().st_size < published.bytes:
+            blob_stat = blob_path.stat()
+            if rows_path.stat().st_size < published.rows * ROW_DTYPE.itemsize or blob_stat.st_size < published.bytes:
                 return None
             log = np.memmap(rows_path, dtype=ROW_DTYPE, mode="r", shape=(published.rows,)) if published.rows else np.zeros(0, ROW_DTYPE)
             blob = np.memmap(blob_path, dtype=np.uint8, mode="r", shape=(published.bytes,)) if published.bytes else np.zeros(0, np.uint8)
@@ -222,12 +235,14 @@ class SearchArrays:
                 return None
         elif published.bytes:
             return None
-        return log, blob
+        key = (blob_stat.st_dev, blob_stat.st_ino, published.epoch) if isinstance(blob, np.memmap) else None
+        return log, blob, key
 
     @classmethod
     def matched(
-        cls, root: Path, published: Published, log: np.ndarray, blob: np.ndarray, snapshot: Snapshot
-    ) -> "SearchArrays | None":
+        cls, root: Path, published: Published, log: np.ndarray, blob: np.ndarray, snapshot: Snapshot,
+        blob_key: tuple[int, int, int] | None = None,
+    ) -> SearchArrays | None:
         """The log seen through ``snapshot``'s live set; None unless the log is of the snapshot's generation.
 
         (A later log may already be compacted past rows that are live in an older snapshot.)
@@ -239,10 +254,10 @@ class SearchArrays:
         positions, starts = np.unique(rows["position"], return_index=True)
         stops = np.append(starts[1:], rows.shape[0])
         ranges = {int(p): (int(a), int(b)) for p, a, b in zip(positions, starts, stops)}
-        return cls(snapshot.generation, published, log, blob, rows, ranges, root, snapshot.live_rows)
+        return cls(snapshot.generation, published, log, blob, rows, ranges, root, snapshot.live_rows, blob_key)
 
     @classmethod
-    def in_memory(cls, conn: sqlite3.Connection, root: Path) -> "SearchArrays":
+    def in_memory(cls, conn: sqlite3.Connection, root: Path) -> SearchArrays:
         """The live rows read straight from SQLite into memory (when the search folder cannot be written)."""
         conn.execute("BEGIN")
         try:
@@ -280,7 +295,7 @@ class SearchArrays:
 
     @classmethod
     def update(cls, conn: sqlite3.Connection, root: Path, params: ArraysParameters = DEFAULT_ARRAYS,
-               verified: "SearchArrays | None" = None) -> "SearchArrays":  # fmt: skip
+               verified: SearchArrays | None = None) -> SearchArrays:  # fmt: skip
         """Bring the log up to SQLite's current generation, under the writer lock, and return it.
 
         Appends the fingers of person rows newer than the marker (O(new rows)), compacts when
@@ -334,7 +349,7 @@ class SearchArrays:
                     stale.unlink(missing_ok=True)
             for old_format in root.glob("g" + "[0-9]" * 12):  # format 1: one folder per generation
                 shutil.rmtree(old_format, ignore_errors=True)
-        arrays = cls.matched(root, published, mapped[0], mapped[1], snapshot)
+        arrays = cls.matched(root, published, mapped[0], mapped[1], snapshot, mapped[2])
         assert arrays is not None  # the marker's generation equals the snapshot's
         return arrays
 

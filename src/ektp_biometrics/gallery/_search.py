@@ -11,8 +11,9 @@ candidates and scores.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from ._face import FaceLike, face_similarity
 from .fusion import FingerEvidence, FusionParameters, face_fmr, fuse, fused_sort_key
 from .records import Person
 
-__all__ = ["Shard", "Ranked", "PreparedCache", "merge_top_k", "score_candidate"]
+__all__ = ["PreparedCache", "Ranked", "Shard", "merge_top_k", "score_candidate"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,113 @@ class PreparedCache:
         self.nbytes = 0
 
 
+class TemplateBytes:
+    """The stored ``"ektp"`` bytes of a shard's templates of one position, as slices of byte arrays.
+
+    Item ``i`` is ``blobs[which[i]][offsets[i] : offsets[i] + lengths[i]]``.  A blob is usually the
+    gallery's memory-mapped template file (:attr:`._arrays.SearchArrays.blob`), so the shard
+    holds 16 bytes of offsets per template on the heap instead of a copy of its bytes; batches
+    and Dask parts hold in-memory blobs.  Immutable: :meth:`concat` and :meth:`take` return new
+    objects, so a search running on the old one keeps its view.
+
+    Examples
+    --------
+    >>> t = TemplateBytes.of_bytes([b"ab", b"", b"cde"])
+    >>> len(t), t[2], list(t.take([2, 0]))
+    (3, b'cde', [b'cde', b'ab'])
+    >>> list(t.concat(TemplateBytes.of_bytes([b"f"])))
+    [b'ab', b'', b'cde', b'f']
+    """
+
+    __slots__ = ("blobs", "keys", "lengths", "offsets", "which")
+
+    def __init__(
+        self, blobs: list[np.ndarray], keys: list[tuple | None], which: np.ndarray, offsets: np.ndarray, lengths: np.ndarray
+    ) -> None:
+        self.blobs, self.keys = blobs, keys
+        self.which, self.offsets, self.lengths = which, offsets, lengths
+
+    @classmethod
+    def of_bytes(cls, items: Sequence[bytes]) -> TemplateBytes:
+        """Items copied into one in-memory blob."""
+        lengths = np.fromiter((len(b) for b in items), dtype=np.uint32, count=len(items))
+        offsets = np.zeros(len(items), dtype=np.int64)
+        if len(items) > 1:
+            offsets[1:] = np.cumsum(lengths[:-1], dtype=np.int64)
+        blob = np.frombuffer(b"".join(items), dtype=np.uint8) if len(items) else np.zeros(0, np.uint8)
+        return cls([blob], [None], np.zeros(len(items), np.int32), offsets, lengths)
+
+    @classmethod
+    def of_slices(cls, blob: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, key: tuple | None = None) -> TemplateBytes:
+        """Items that are slices of ``blob`` (not copied); ``key`` identifies a memory-mapped file (see :meth:`concat`)."""
+        n = len(offsets)
+        return cls([blob], [key], np.zeros(n, np.int32), np.asarray(offsets, np.int64), np.asarray(lengths, np.uint32))
+
+    def __len__(self) -> int:
+        return int(self.offsets.shape[0])
+
+    def __getitem__(self, i: int) -> bytes:
+        start = int(self.offsets[i])
+        return self.blobs[int(self.which[i])][start : start + int(self.lengths[i])].tobytes()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (self[i] for i in range(len(self)))
+
+    def __getstate__(self) -> dict:
+        # pickled (Dask): only the referenced bytes travel, in one in-memory blob
+        packed = TemplateBytes.of_bytes(list(self)) if any(k is not None for k in self.keys) else self
+        return {name: getattr(packed, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def concat(self, other: TemplateBytes) -> TemplateBytes:
+        """Items of ``self`` then of ``other``.
+
+        Where ``other`` slices a mapping with the same key as ``self``'s last blob (a later, longer
+        map of the same file, whose published prefix never changes) the longer one replaces it,
+        so a shard that grows by many small appends still holds one map per file.
+        """
+        if not len(other):
+            return self
+        if not len(self):
+            return TemplateBytes(list(other.blobs), list(other.keys), other.which, other.offsets, other.lengths)
+        blobs, keys, remap = list(self.blobs), list(self.keys), []
+        for blob, key in zip(other.blobs, other.keys):
+            if key is not None and keys and keys[-1] == key:
+                if blob.shape[0] > blobs[-1].shape[0]:
+                    blobs[-1] = blob
+            else:
+                blobs.append(blob)
+                keys.append(key)
+            remap.append(len(blobs) - 1)
+        which = np.concatenate([self.which, np.asarray(remap, np.int32)[other.which]])
+        return TemplateBytes(
+            blobs, keys, which, np.concatenate([self.offsets, other.offsets]), np.concatenate([self.lengths, other.lengths])
+        )
+
+    def take(self, indices: Sequence[int]) -> TemplateBytes:
+        """The given items, copied into one in-memory blob."""
+        return TemplateBytes.of_bytes([self[int(i)] for i in indices])
+
+    @property
+    def heap_nbytes(self) -> int:
+        """Bytes on the heap: the slice arrays plus in-memory blobs (memory-mapped files not counted)."""
+        own = self.which.nbytes + self.offsets.nbytes + self.lengths.nbytes
+        return own + sum(b.nbytes for b, k in zip(self.blobs, self.keys) if k is None and not isinstance(b, np.memmap))
+
+
+def _template_bytes(templates: TemplateBytes | Sequence[bytes]) -> TemplateBytes:
+    return templates if isinstance(templates, TemplateBytes) else TemplateBytes.of_bytes(list(templates))
+
+
+#: Templates to prepare at once from which :meth:`Shard._prepared_at` spreads the work over threads.
+_PARALLEL_PREPARE = 64
+
+_EMPTY_FINGERS = (np.zeros(0, np.int64), TemplateBytes.of_bytes([]), np.zeros(0, np.uint8))
+
+
 @dataclass(eq=False)
 class Shard:
     """Persons packed for search; picklable (the prepared-template cache is recreated where it runs).
@@ -115,9 +223,10 @@ class Shard:
     ----------
     person_ids : list of str
         One entry per person of the shard (a retired person keeps its slot).
-    fingers : dict of int to (ndarray of int64, list of bytes, ndarray of uint8)
-        Per ISO position: the person index (into ``person_ids``) of each template, the templates'
-        lossless ``"ektp"`` bytes and their qualities.
+    fingers : dict of int to (ndarray of int64, TemplateBytes, ndarray of uint8)
+        Per ISO position: the person index (into ``person_ids``) of each template, ascending, the
+        templates' lossless ``"ektp"`` bytes (slices of the memory-mapped search log in the
+        in-process gallery) and their qualities.
     faces : list of FaceLike or None
         One per person.
     keys : dict of int to ndarray of int64, optional
@@ -130,15 +239,25 @@ class Shard:
     cache_bytes : int, optional
         Budget of the cache a shard without one makes (where it runs, e.g. on a Dask worker);
         None for ``ArraysParameters.prepared_cache_bytes``.
+    rows : ndarray of int64, optional
+        Per person, its SQLite person row, ascending (the in-process gallery's shard), so that a
+        person row is found by bisection.
+    threads : int
+        Threads preparing templates that are not cached yet, when many are (results do not depend on it).
     """
 
     person_ids: list[str]
-    fingers: dict[int, tuple[np.ndarray, list[bytes], np.ndarray]]
+    fingers: dict[int, tuple[np.ndarray, TemplateBytes, np.ndarray]]
     faces: list[FaceLike | None]
     keys: dict[int, np.ndarray] | None = None
     cache: PreparedCache | None = field(default=None, repr=False)
     alive: np.ndarray | None = None
     cache_bytes: int | None = None
+    rows: np.ndarray | None = None
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        self.fingers = {pos: (np.asarray(o, np.int64), _template_bytes(b), np.asarray(q, np.uint8)) for pos, (o, b, q) in self.fingers.items()}
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -165,6 +284,8 @@ class Shard:
 
     def keys_of_persons(self) -> list[int]:
         """Per person slot, the key (SQLite person row) of its fingers; -1 for a person without fingers or keys."""
+        if self.rows is not None:
+            return self.rows.tolist()
         keys = [-1] * len(self.person_ids)
         if self.keys is not None:
             for position, (owners, _, _) in self.fingers.items():
@@ -176,15 +297,34 @@ class Shard:
         """Person id -> key of its fingers (-1 without), for the live persons."""
         return {pid: key for i, (pid, key) in enumerate(zip(self.person_ids, self.keys_of_persons())) if self.is_alive(i)}
 
+    def live_rows(self) -> np.ndarray:
+        """SQLite person rows of the live persons, ascending (a shard with :attr:`rows`)."""
+        assert self.rows is not None
+        return self.rows if self.alive is None else self.rows[self.alive]
+
+    def slots_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Slot of each given person row (all must be in the shard)."""
+        assert self.rows is not None
+        return np.searchsorted(self.rows, np.asarray(rows, np.int64))
+
+    def finger_at(self, position: int, slots: np.ndarray) -> np.ndarray:
+        """For each slot, the index of its template of ``position`` (into ``fingers[position]``), -1 if it has none."""
+        owners = self.fingers[position][0] if position in self.fingers else np.zeros(0, np.int64)
+        slots = np.asarray(slots, np.int64)
+        at = np.searchsorted(owners, slots)
+        found = at < owners.shape[0]
+        found[found] = owners[at[found]] == slots[found]
+        return np.where(found, at, -1)
+
     def fingers_of(self, person_ids: Sequence[str]) -> tuple[list[str], list[FingerprintTemplate], list[int]]:
         """(ids, templates, positions) of every finger of the given live persons."""
         wanted = set(person_ids)
         ids, templates, positions = [], [], []
         for position, (owners, blobs, _) in self.fingers.items():
-            for owner, blob in zip(owners.tolist(), blobs):
+            for i, owner in enumerate(owners.tolist()):
                 if self.person_ids[owner] in wanted and self.is_alive(owner):
                     ids.append(self.person_ids[owner])
-                    templates.append(FingerprintTemplate.from_bytes(blob, "ektp"))
+                    templates.append(FingerprintTemplate.from_bytes(blobs[i], "ektp"))
                     positions.append(position)
         return ids, templates, positions
 
@@ -192,20 +332,27 @@ class Shard:
     def extend(
         self,
         person_ids: Sequence[str],
-        fingers: dict[int, tuple[Sequence[int], Sequence[bytes], Sequence[int], Sequence[int]]],
+        fingers: dict[int, tuple[Sequence[int], TemplateBytes | Sequence[bytes], Sequence[int], Sequence[int]]],
         faces: Sequence[FaceLike | None],
+        rows: Sequence[int] | None = None,
     ) -> None:
-        """Append persons: ``fingers[position] = (new person index, bytes, quality, key)`` per template."""
+        """Append persons: ``fingers[position] = (new person index, bytes, quality, key)`` per template.
+
+        ``rows`` (the persons' SQLite rows, above every row already held) keeps :attr:`rows`.
+        """
         base = len(self.person_ids)
         self.person_ids.extend(person_ids)
         self.faces.extend(faces)
         if self.alive is not None:
             self.alive = np.concatenate([self.alive, np.ones(len(person_ids), dtype=bool)])
+        if rows is not None:
+            held = self.rows if self.rows is not None else np.zeros(0, np.int64)
+            self.rows = np.concatenate([held, np.asarray(rows, np.int64)])
         for position, (owners, blobs, qualities, keys) in sorted(fingers.items()):
-            old_owners, old_blobs, old_qualities = self.fingers.get(position, (np.zeros(0, np.int64), [], np.zeros(0, np.uint8)))
+            old_owners, old_blobs, old_qualities = self.fingers.get(position, _EMPTY_FINGERS)
             self.fingers[position] = (
                 np.concatenate([old_owners, base + np.asarray(owners, np.int64)]),
-                old_blobs + list(blobs),  # a new list: a search running on the old one keeps its view
+                old_blobs.concat(_template_bytes(blobs)),  # a new object: a search running on the old one keeps its view
                 np.concatenate([old_qualities, np.asarray(qualities, np.uint8)]),
             )  # fmt: skip
             if self.keys is not None:
@@ -217,13 +364,13 @@ class Shard:
             return
         if self.alive is None:
             self.alive = np.ones(len(self.person_ids), dtype=bool)
-        self.alive[np.asarray(indices, np.int64)] = False
+        gone = np.asarray(indices, np.int64)
+        self.alive[gone] = False
         if self.cache is not None and self.keys is not None:
-            gone = set(np.asarray(indices).tolist())
-            for position, (owners, _, _) in self.fingers.items():
-                for owner, key in zip(owners.tolist(), self.keys[position].tolist()):
-                    if owner in gone:
-                        self.cache.discard((key, position))
+            for position in self.fingers:
+                at = self.finger_at(position, gone)
+                for key in self.keys[position][at[at >= 0]].tolist():
+                    self.cache.discard((key, position))
 
     def _indices_of(self, ids: frozenset[str]) -> np.ndarray:
         return np.array([i for i, pid in enumerate(self.person_ids) if pid in ids and self.is_alive(i)], dtype=np.int64)
@@ -237,19 +384,33 @@ class Shard:
             self.cache = PreparedCache(DEFAULT_ARRAYS.prepared_cache_bytes if self.cache_bytes is None else self.cache_bytes)
         blobs = self.fingers[position][1]
         # keyed by person row where known (stable across slots), else by slot (bytes never change in a slot)
-        keys = self.keys[position].tolist() if self.keys is not None else None
-        out = []
+        keys = self.keys[position] if self.keys is not None else None
+        out: list = []
+        missing: list[tuple[int, tuple]] = []
         for i in wanted:
-            key = (keys[i], position) if keys is not None else ("slot", i, position)
+            key = (int(keys[i]), position) if keys is not None else ("slot", i, position)
             item = self.cache.get(key)
             if item is None:
-                item = prepare(FingerprintTemplate.from_bytes(blobs[i], "ektp"))
+                missing.append((len(out), key))
+            out.append(item if item is not None else i)
+        if missing:
+
+            def make(slot: int):  # type: ignore[no-untyped-def]
+                return prepare(FingerprintTemplate.from_bytes(blobs[out[slot]], "ektp"))
+
+            if self.threads > 1 and len(missing) >= _PARALLEL_PREPARE:
+                # the cylinder kernels release the GIL: a first full scan prepares on every thread
+                with ThreadPoolExecutor(max_workers=self.threads) as pool:
+                    made = list(pool.map(make, [slot for slot, _ in missing]))
+            else:
+                made = [make(slot) for slot, _ in missing]
+            for (slot, key), item in zip(missing, made):
                 self.cache.put(key, item)
-            out.append(item)
+                out[slot] = item
         return out
 
     @classmethod
-    def of_persons(cls, persons: Sequence[Person]) -> "Shard":
+    def of_persons(cls, persons: Sequence[Person]) -> Shard:
         """A shard holding ``persons`` (a batch searched against itself)."""
         fingers: dict[int, tuple[list[int], list[bytes], list[int]]] = {}
         for index, person in enumerate(persons):
@@ -258,13 +419,16 @@ class Shard:
                 owners.append(index)
                 blobs.append(template.to_bytes("ektp"))
                 qualities.append(template.quality)
-        packed = {pos: (np.asarray(o, np.int64), b, np.asarray(q, np.uint8)) for pos, (o, b, q) in sorted(fingers.items())}
-        return cls([p.person_id for p in persons], packed, [p.face for p in persons])
+        packed = {
+            pos: (np.asarray(o, np.int64), TemplateBytes.of_bytes(b), np.asarray(q, np.uint8)) for pos, (o, b, q) in sorted(fingers.items())
+        }
+        return cls([p.person_id for p in persons], packed, [p.face for p in persons])  # type: ignore[arg-type]
 
-    def split(self, parts: int) -> list["Shard"]:
+    def split(self, parts: int) -> list[Shard]:
         """``parts`` shards with every ``parts``-th live person each (all of a person's fingers stay together).
 
-        Each part makes its own prepared-template cache with this shard's budget where it runs.
+        Each part holds its own copy of its templates' bytes (in memory, picklable) and makes its
+        own prepared-template cache with this shard's budget where it runs.
         """
         shards = []
         for part in range(parts):
@@ -275,7 +439,7 @@ class Shard:
             fingers = {}
             for position, (owners, blobs, qualities) in self.fingers.items():
                 mine = np.flatnonzero(new_index[owners] >= 0)
-                fingers[position] = (new_index[owners[mine]], [blobs[i] for i in mine.tolist()], qualities[mine])
+                fingers[position] = (new_index[owners[mine]], blobs.take(mine.tolist()), qualities[mine])
             budget = self.cache.budget_bytes if self.cache is not None else self.cache_bytes
             part_ids, part_faces = [self.person_ids[i] for i in keep.tolist()], [self.faces[i] for i in keep.tolist()]
             shards.append(Shard(part_ids, fingers, part_faces, cache_bytes=budget))
@@ -299,26 +463,60 @@ class Shard:
 
         scores: dict[int, dict[int, float]] = {}
         qualities: dict[int, dict[int, int]] = {}
+        allowed = None if only is None else self._indices_of(only)
         for position, template in probe.fingers.items():
-            if position not in self.fingers or not self.fingers[position][1]:
+            if position not in self.fingers or not len(self.fingers[position][1]):
                 continue
-            owners, _, quality = self.fingers[position]
+            owners = self.fingers[position][0]
             selected = owners >= first
             if self.alive is not None:
                 selected &= self.alive[owners]
-            if only is not None:
-                selected &= np.isin(owners, self._indices_of(only))
+            if allowed is not None:
+                selected &= np.isin(owners, allowed)
             wanted = np.flatnonzero(selected)
             if wanted.size == 0:
                 continue
             values = match_many(prepare(template), self._prepared_at(position, wanted.tolist()))
+            quality = self.fingers[position][2]
             for owner, value, q in zip(owners[wanted].tolist(), values.tolist(), quality[wanted].tolist()):
                 scores.setdefault(owner, {})[position] = float(value)
                 qualities.setdefault(owner, {})[position] = int(q)
+        if probe.face is not None:
+            faces = range(first, len(self.person_ids)) if allowed is None else allowed.tolist()
+        else:
+            faces = ()
+        return self.rank(probe, scores, k, params, exclude, qualities=qualities, faces=faces, first=first, only=only)
+
+    def rank(
+        self,
+        probe: Person,
+        scores: dict[int, dict[int, float]],
+        k: int,
+        params: FusionParameters,
+        exclude: frozenset[str] = frozenset(),
+        *,
+        qualities: dict[int, dict[int, int]] | None = None,
+        faces: Iterable[int] = (),
+        first: int = 0,
+        only: frozenset[str] | None = None,
+    ) -> list[Ranked]:
+        """Fuse the finger ``scores`` (slot -> position -> matcher score) with face scores and keep the best ``k``.
+
+        ``qualities`` gives the gallery template's quality per slot and position (looked up
+        when not given); ``faces`` are further slots compared on the face alone (a probe with a
+        face); a slot without any comparison is not a candidate.
+        """
+        if qualities is None:
+            qualities = {}
+            for position in {pos for by_pos in scores.values() for pos in by_pos}:
+                slots = np.array([slot for slot, by_pos in scores.items() if position in by_pos], np.int64)
+                at = self.finger_at(position, slots)
+                for slot, q in zip(slots.tolist(), self.fingers[position][2][at].tolist()):
+                    qualities.setdefault(slot, {})[position] = int(q)
         ranked = []
-        for index in range(first, len(self.person_ids)):
+        for index in sorted(set(scores).union(faces)):
             person_id = self.person_ids[index]
-            if person_id in exclude or (only is not None and person_id not in only) or not self.is_alive(index):
+            if index < first or person_id in exclude or (only is not None and person_id not in only) or not self.is_alive(index):
                 continue
             face_score = face_similarity(probe.face, self.faces[index])
             finger_scores = scores.get(index, {})

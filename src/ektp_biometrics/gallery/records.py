@@ -21,14 +21,15 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import RecordError
 from ..fingerprint.template import FingerprintTemplate
 from ._face import FaceLike, check_face
 
-__all__ = ["Person", "FingerException", "NikInfo", "validate_nik", "check_person_id", "FINGER_POSITIONS"]
+__all__ = ["FINGER_POSITIONS", "FingerException", "NikInfo", "Person", "check_person_id", "validate_nik"]
 
 #: ISO/IEC 19794-2 finger positions a person record may hold: 1 right thumb .. 10 left little finger.
 FINGER_POSITIONS = range(1, 11)
@@ -175,7 +176,7 @@ class Person:
             and dict(self.metadata) == dict(other.metadata)
         )
 
-    def replace(self, **changes: Any) -> "Person":
+    def replace(self, **changes: Any) -> Person:
         """A copy with some fields changed (validated again), for corrections."""
         fields = dict(
             person_id=self.person_id, fingers=self.fingers, face=self.face, exceptions=self.exceptions, metadata=self.metadata

@@ -24,27 +24,30 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import sqlite3
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from ..errors import ConfigurationError, GalleryError, RecordError
 from ..fingerprint.template import FingerprintTemplate
 from ._arrays import DEFAULT_ARRAYS, ArraysParameters, Published, SearchArrays, Snapshot
-from ._face import face_from_bytes, face_similarity, face_to_bytes
-from ._search import PreparedCache, Ranked, Shard, merge_top_k
+from ._face import face_from_bytes, face_to_bytes
+from ._search import PreparedCache, Ranked, Shard, TemplateBytes
 from .fusion import DEFAULT_FUSION, FusionParameters, fpir_threshold
 from .records import FingerException, Person, check_person_id
 
-__all__ = ["Gallery", "ArraysParameters", "Candidate", "DedupPair", "DedupReport", "PersonVersion", "AuditEntry", "Decision", "DECISIONS"]
+__all__ = ["DECISIONS", "ArraysParameters", "AuditEntry", "Candidate", "Decision", "DedupPair", "DedupReport", "Gallery", "PersonVersion"]
 
 SCHEMA_VERSION = 1
 #: Adjudication outcomes a decision may record.
 DECISIONS = ("duplicate", "not-duplicate")
+#: Persons whose fingers are added to the fingerprint index per call (bounds the templates decoded at once).
+_INDEX_BATCH = 20_000
 #: How long a connection waits for another process's write lock before failing, in milliseconds.
 BUSY_TIMEOUT_MS = 30_000
 
@@ -235,11 +238,11 @@ class Gallery:
         self._lock = threading.RLock()
         self._arrays: SearchArrays | None = None
         self._shard: tuple[int, Shard] | None = None
-        self._shard_slots: dict[int, int] = {}  # live person row -> its slot in the shard
         self._prepared = PreparedCache(tuning.prepared_cache_bytes)
         self._indexed = False
         self._index: object = None  # FingerprintIndex of the live fingers when searching "indexed"
-        self._index_rows: dict[str, int] = {}  # person id -> the person row its fingers in the index come from
+        self._index_rows = np.zeros(0, np.int64)  # person rows whose fingers the index holds (index ids are str(row))
+        self._index_generation = -1
 
     # -- opening and closing ----------------------------------------------------------------------
     @classmethod
@@ -252,7 +255,7 @@ class Gallery:
         cluster: object = None,
         search: str = "exhaustive",
         tuning: ArraysParameters = DEFAULT_ARRAYS,
-    ) -> "Gallery":
+    ) -> Gallery:
         """Open the gallery at ``path`` (a SQLite file), creating it if ``create``.
 
         Parameters
@@ -333,11 +336,11 @@ class Gallery:
                 self._conn.close()
                 self._conn = None
             self._arrays = None
-            self._shard, self._shard_slots = None, {}
+            self._shard = None
             self._prepared.clear()
-            self._index, self._index_rows = None, {}
+            self._index, self._index_rows, self._index_generation = None, np.zeros(0, np.int64), -1
 
-    def __enter__(self) -> "Gallery":
+    def __enter__(self) -> Gallery:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -417,6 +420,45 @@ class Gallery:
             row = self._store_version(conn, person, 1)
             conn.execute("INSERT INTO current (person_id, person_row) VALUES (?, ?)", (person.person_id, row))
             self._audit(conn, actor, "insert", person.person_id, {"version": 1, "fingers": sorted(person.fingers)})
+            self._bump(conn)
+
+        self._write(body)
+
+    def insert_many(self, persons: Sequence[Person], *, by: str = "system") -> None:
+        """Store several new persons in one transaction, all or none; durable when this returns.
+
+        The same checks and audit entries as one :meth:`insert` per person, but one commit (one
+        fsync) for the whole batch, so a bulk enrolment or migration is limited by CPU rather
+        than by the disk's flush rate.  The generation is bumped once.
+
+        Raises
+        ------
+        GalleryError
+            ``reason="exists"`` if an id is enrolled, was used before, or appears twice in
+            ``persons``; nothing of the batch is stored then.
+        """
+        persons = list(persons)
+        for person in persons:
+            if not isinstance(person, Person):
+                raise RecordError(f"insert_many expects Person records, got {type(person).__name__}")
+        actor = _check_actor(by)
+        seen: set[str] = set()
+        for person in persons:
+            if person.person_id in seen:
+                raise GalleryError(f"person {person.person_id!r} appears twice in the batch", "exists")
+            seen.add(person.person_id)
+        if not persons:
+            return
+
+        def body(conn: sqlite3.Connection) -> None:
+            for person in persons:
+                if conn.execute("SELECT 1 FROM current WHERE person_id = ?", (person.person_id,)).fetchone():
+                    raise GalleryError(
+                        f"person {person.person_id!r} is already in the gallery; use correct() to change it", "exists"
+                    )
+                row = self._store_version(conn, person, 1)
+                conn.execute("INSERT INTO current (person_id, person_row) VALUES (?, ?)", (person.person_id, row))
+                self._audit(conn, actor, "insert", person.person_id, {"version": 1, "fingers": sorted(person.fingers)})
             self._bump(conn)
 
         self._write(body)
@@ -614,7 +656,7 @@ class Gallery:
                 mapped = SearchArrays.map(self.search_root, published, self._arrays)
                 if mapped is None:
                     break  # damaged: rebuilt below
-                arrays = SearchArrays.matched(self.search_root, published, *mapped, snapshot)
+                arrays = SearchArrays.matched(self.search_root, published, mapped[0], mapped[1], snapshot, mapped[2])
                 if arrays is not None:
                     self._arrays = arrays
                     return arrays
@@ -643,7 +685,7 @@ class Gallery:
         for start in range(0, person_rows.size, 50_000):
             chunk = json.dumps(person_rows[start : start + 50_000].tolist())
             rows = self._read(
-                lambda c: c.execute(
+                lambda c, chunk=chunk: c.execute(
                     "SELECT row, person_id, face, face_embedder FROM persons WHERE row IN (SELECT value FROM json_each(?))", (chunk,)
                 ).fetchall()
             )
@@ -656,7 +698,7 @@ class Gallery:
 
         Follows the packed arrays incrementally: new person versions are appended, deleted and
         superseded ones tombstoned; once tombstones pass ``tuning.compact_dead_fraction`` the
-        shard is repacked.
+        shard is repacked.  Its templates are slices of the memory-mapped log, not copies.
         """
         with self._lock:
             arrays = self.search_arrays()
@@ -664,34 +706,50 @@ class Gallery:
                 return self._shard[1]
             live = arrays.live_person_rows
             shard = self._shard[1] if self._shard is not None else None
+            gone_slots = np.zeros(0, np.int64)
             if shard is not None:
-                known = np.fromiter(self._shard_slots, dtype=np.int64, count=len(self._shard_slots))
-                gone = np.setdiff1d(known, live, assume_unique=True)
-                added = np.setdiff1d(live, known, assume_unique=True)
-                dead = shard.retired + gone.size
-                if dead >= max(self.tuning.compact_min_dead_rows, 1) and dead > self.tuning.compact_dead_fraction * (len(shard.person_ids) + added.size):
+                held = shard.live_rows()
+                gone_slots = shard.slots_of_rows(np.setdiff1d(held, live, assume_unique=True))
+                added = np.setdiff1d(live, held, assume_unique=True)
+                dead = shard.retired + gone_slots.size
+                too_dead = dead >= max(self.tuning.compact_min_dead_rows, 1) and dead > self.tuning.compact_dead_fraction * (
+                    len(shard.person_ids) + added.size
+                )
+                # person rows only grow, so new versions come after every held one; anything else: repack
+                if too_dead or (added.size and shard.rows is not None and shard.rows.size and added[0] <= shard.rows[-1]):
                     shard = None
             if shard is None:
-                self._shard_slots = {}
-                shard = Shard([], {}, [], {}, self._prepared)
-                gone, added = np.zeros(0, np.int64), live
-            shard.retire([self._shard_slots.pop(int(row)) for row in gone.tolist()])
+                threads = self.tuning.search_threads or os.cpu_count() or 1
+                shard = Shard([], {}, [], {}, self._prepared, rows=np.zeros(0, np.int64), threads=threads)
+                gone_slots, added = np.zeros(0, np.int64), live
+            shard.retire(gone_slots.tolist())
             persons = self._persons_at(added)
-            base = len(shard.person_ids)
-            slots = {int(row): base + i for i, row in enumerate(added.tolist())}
-            fingers: dict[int, tuple[list, list, list, list]] = {}
             rows = arrays.rows
-            for i in np.flatnonzero(np.isin(rows["person_row"], added)).tolist():
-                row = int(rows["person_row"][i])
-                owners, blobs, qualities, keys = fingers.setdefault(int(rows["position"][i]), ([], [], [], []))
-                owners.append(slots[row] - base)
-                blobs.append(arrays.template_bytes(i))
-                qualities.append(int(rows["quality"][i]))
-                keys.append(row)
-            shard.extend([persons[r][0] for r in added.tolist()], fingers, [persons[r][1] for r in added.tolist()])  # type: ignore[misc]
-            self._shard_slots.update(slots)
+            mine = np.flatnonzero(np.isin(rows["person_row"], added))
+            fingers: dict[int, tuple] = {}
+            for position in np.unique(rows["position"][mine]).tolist():
+                at = mine[rows["position"][mine] == position]
+                person_rows = rows["person_row"][at].astype(np.int64)
+                templates = TemplateBytes.of_slices(
+                    arrays.blob, rows["offset"][at].astype(np.int64), rows["length"][at].astype(np.uint32), arrays.blob_key
+                )
+                fingers[position] = (np.searchsorted(added, person_rows), templates, rows["quality"][at], person_rows)
+            added_rows = added.tolist()
+            shard.extend([persons[r][0] for r in added_rows], fingers, [persons[r][1] for r in added_rows], rows=added)  # type: ignore[misc]
             self._shard = (arrays.generation, shard)
             return shard
+
+    def prepare_search(self) -> None:
+        """Bring the search structures up to date now rather than at the next search.
+
+        The packed arrays and the in-process shard, and with ``search="indexed"`` the fingerprint
+        index (built from scratch on first use: about 1 ms of CPU per finger).  A service calls
+        it at start-up so that its first identify is not the slow one.
+        """
+        with self._lock:
+            shard = self.shard()
+            if self._indexed:
+                self._sync_index(shard)
 
     def _not_duplicates(self, person_id: str) -> frozenset[str]:
         """Ids whose latest adjudication against ``person_id`` is ``not-duplicate``."""
@@ -705,32 +763,75 @@ class Gallery:
         with self._lock:
             shard = self.shard()
             if self._indexed and only is None and person.fingers:
-                return shard.search(person, k, self.fusion, exclude, only=self._shortlist(shard, person, k + len(exclude)))
+                return self._search_indexed(shard, person, k, exclude)
             return shard.search(person, k, self.fusion, exclude, only=only)
 
-    def _shortlist(self, shard: Shard, person: Person, k: int) -> frozenset[str]:
-        """Persons the fingerprint index puts forward for ``person`` (its first stage, then its full matcher)."""
+    def _sync_index(self, shard: Shard):  # type: ignore[no-untyped-def]
+        """The :class:`~ektp_biometrics.fingerprint.index.FingerprintIndex` of the shard's live fingers, brought up to date.
+
+        Index ids are the SQLite person rows (as text): a corrected person's old row leaves the
+        index and its new row enters it; rows map back to shard slots by bisection.
+        """
         from ..fingerprint.index import FingerprintIndex
 
+        generation = self._shard[0] if self._shard is not None else -1
         if self._index is None:
-            self._index, self._index_rows = FingerprintIndex(threads=1), {}
+            self._index = FingerprintIndex(threads=self.tuning.search_threads or None)
+            self._index_rows, self._index_generation = np.zeros(0, np.int64), -1
         index: FingerprintIndex = self._index  # type: ignore[assignment]
-        live = shard.live_keys()
-        gone = [pid for pid, row in self._index_rows.items() if live.get(pid) != row]
-        if gone:
-            index.remove([pid for pid in gone if pid in index])
-            for pid in gone:
-                del self._index_rows[pid]
-        new = [pid for pid in live if pid not in self._index_rows]
-        if new:
-            ids, templates, positions = shard.fingers_of(new)
+        if self._index_generation == generation:
+            return index
+        live = shard.live_rows()
+        gone = np.setdiff1d(self._index_rows, live, assume_unique=True)
+        if gone.size:
+            index.remove([str(r) for r in gone.tolist() if str(r) in index])
+        added = np.setdiff1d(live, self._index_rows, assume_unique=True)
+        for start in range(0, added.size, _INDEX_BATCH):
+            slots = shard.slots_of_rows(added[start : start + _INDEX_BATCH])
+            ids: list[str] = []
+            templates: list[FingerprintTemplate] = []
+            positions: list[int] = []
+            names = {slot: str(row) for slot, row in zip(slots.tolist(), shard.rows[slots].tolist())}  # type: ignore[index]
+            for position, (_, blobs, _) in shard.fingers.items():
+                at = shard.finger_at(position, slots)
+                for slot, i in zip(slots.tolist(), at.tolist()):
+                    if i >= 0:
+                        ids.append(names[slot])
+                        templates.append(FingerprintTemplate.from_bytes(blobs[i], "ektp"))
+                        positions.append(position)
             if ids:
                 index.add(ids, templates, positions)
-            self._index_rows.update((pid, live[pid]) for pid in new)
+        self._index_rows = live.copy()
+        self._index_generation = generation
+        return index
+
+    def _search_indexed(self, shard: Shard, person: Person, k: int, exclude: frozenset[str]) -> list[Ranked]:
+        """Shortlist with the fingerprint index, then fuse the shortlisted persons' full-matcher scores.
+
+        :meth:`FingerprintIndex.search_person` already compares every shortlisted person in full
+        on every probe finger (``match`` of the probe with that person's finger of the same
+        position), which is exactly the comparison the exhaustive search makes; those scores
+        are fused here as in :meth:`Shard.search`, so a returned candidate carries the
+        exhaustive search's scores.
+        """
+        index = self._sync_index(shard)
         if len(index) == 0:
-            return frozenset()
-        wanted = max(k, index.params.shortlist)
-        return frozenset(c.id for c in index.search_person(dict(person.fingers), k=wanted))
+            return shard.search(person, k, self.fusion, exclude)
+        wanted = max(k + len(exclude), index.params.shortlist)
+        found = index.search_person(dict(person.fingers), k=wanted)
+        if not found:
+            return []
+        slots = shard.slots_of_rows(np.array([int(c.id) for c in found], np.int64))
+        scores: dict[int, dict[int, float]] = {}
+        for slot, candidate in zip(slots.tolist(), found):
+            scores[slot] = {}
+        for position in person.fingers:
+            has = shard.finger_at(position, slots) >= 0  # a position the person has no finger of is not compared
+            for slot, candidate, present in zip(slots.tolist(), found, has.tolist()):
+                if present:
+                    scores[slot][position] = dict(candidate.finger_scores)[position]
+        faces = slots.tolist() if person.face is not None else ()
+        return shard.rank(person, {s: v for s, v in scores.items() if v}, k, self.fusion, exclude, faces=faces)
 
     def identify(
         self, person: Person, k: int = 10, fpir: float | None = None, *, among: Iterable[str] | None = None
