@@ -235,6 +235,19 @@ def measure(args: argparse.Namespace) -> int:
         }  # fmt: skip
         result["exhaustive_candidates"] = [[candidate_json(c) for c in found] for found in exhaustive]
         print(json.dumps(result["identify_exhaustive"]), flush=True)
+    # a second process-like opening: the index saved by this one is loaded instead of rebuilt
+    heap4 = rss_anon_bytes()
+    again = Gallery.open(args.gallery, create=False, search="indexed", tuning=tuning)
+    _, wall, cpu = timed(again.prepare_search)
+    heap5 = rss_anon_bytes()
+    loaded = again._index is not None and len(again._index) == fingers  # type: ignore[arg-type]
+    result["reopen_with_saved_index"] = {
+        "wall_s": wall, "cpu_s": cpu, "loaded_fingers_match": loaded, "heap_rss_anon_delta_per_person": (heap5 - heap4) / persons,
+        "index_arrays_nbytes_per_person": again._index.nbytes / persons,  # type: ignore[attr-defined]
+        "identical_rank1": [c[0] for c in (again.identify(p, k=1) for p in probes[:3])] == [f[0] for f in indexed[:3]],
+    }  # fmt: skip
+    print(json.dumps(result["reopen_with_saved_index"]), flush=True)
+    again.close()
     result["mates"] = mates
     result["indexed_candidates"] = [[candidate_json(c) for c in found] for found in indexed]
     g.close()

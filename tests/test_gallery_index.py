@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,38 @@ def test_indexed_option_is_checked(tmp_path: Path) -> None:
         Gallery.open(tmp_path / "g.db", search="fast")
     with pytest.raises(ConfigurationError):
         Gallery.open(tmp_path / "g.db", search="indexed", cluster="tcp://127.0.0.1:1")
+
+
+def test_saved_index_is_loaded_and_caught_up_instead_of_rebuilt(tmp_path: Path, prints, monkeypatch) -> None:
+    from ektp_biometrics.fingerprint.index import FingerprintIndex
+    from ektp_biometrics.gallery.store import ArraysParameters
+
+    tuning = ArraysParameters(index_save_min_changes=1)
+    path = tmp_path / "g.db"
+    with Gallery.open(path) as g:
+        g.insert_many([person(prints, f"P{i:03d}", i, 0) for i in range(20)])
+    probes = [person(prints, f"again-{i}", i, 1) for i in (3, 11, 19)]
+    with Gallery.open(path, search="indexed", tuning=tuning) as first:
+        first.prepare_search()  # built from scratch, then saved
+        want = [first.identify(p, k=3) for p in probes]
+    assert (path.with_name("g.db.search") / "index.json").is_file()
+    added: list[int] = []
+    original = FingerprintIndex.add
+
+    def counting_add(self, ids, templates, positions=None):  # type: ignore[no-untyped-def]
+        added.append(len(ids))
+        return original(self, ids, templates, positions)
+
+    monkeypatch.setattr(FingerprintIndex, "add", counting_add)
+    with Gallery.open(path, search="indexed", tuning=tuning) as second:
+        assert [second.identify(p, k=3) for p in probes] == want and added == []  # loaded, nothing re-added
+        second.insert(person(prints, "late", 19, 0))
+        second.delete("P003")
+        found = second.identify(probes[2], k=3)
+        assert added == [2] and {found[0].person_id, found[1].person_id} == {"late", "P019"}  # only the new person's 2 fingers
+        assert "P003" not in [c.person_id for c in second.identify(probes[0], k=3)]
+    marker = json.loads((path.with_name("g.db.search") / "index.json").read_text())
+    (path.with_name("g.db.search") / marker["index"]).write_bytes(b"not an index")  # damaged: rebuilt, same answers
+    added.clear()
+    with Gallery.open(path, search="indexed", tuning=tuning) as third:
+        assert third.identify(probes[1], k=1) == want[1][:1] and sum(added) == 2 * 20  # 19 persons + "late"

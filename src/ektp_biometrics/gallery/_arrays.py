@@ -74,17 +74,23 @@ class ArraysParameters:
         Threads of the ``search="indexed"`` mode's :class:`~ektp_biometrics.fingerprint.index.FingerprintIndex`
         (its first stage and shortlist matching release the GIL); 0 for ``os.cpu_count()``.
         Results do not depend on it.
+    index_save_min_changes : int
+        The indexed mode saves its index next to the search log (``index.json`` naming an
+        ``index-*.npz`` and its person rows) once this many persons were added or removed since
+        the last save, including a first build; another process (or a restart) then loads it and
+        catches up on the changes since, instead of rebuilding it at about 1 ms of CPU per finger.
     """
 
     compact_dead_fraction: float = 0.25
     compact_min_dead_rows: int = 1024
     prepared_cache_bytes: int = 1 << 30
     search_threads: int = 0
+    index_save_min_changes: int = 1000
 
     def __post_init__(self) -> None:
         if not 0.0 < self.compact_dead_fraction <= 1.0:
             raise ConfigurationError(f"compact_dead_fraction must be in (0, 1], got {self.compact_dead_fraction!r}")
-        for name in ("compact_min_dead_rows", "prepared_cache_bytes", "search_threads"):
+        for name in ("compact_min_dead_rows", "prepared_cache_bytes", "search_threads", "index_save_min_changes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigurationError(f"{name} must be a non-negative integer, got {value!r}")

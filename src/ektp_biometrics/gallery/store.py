@@ -48,6 +48,9 @@ SCHEMA_VERSION = 1
 DECISIONS = ("duplicate", "not-duplicate")
 #: Persons whose fingers are added to the fingerprint index per call (bounds the templates decoded at once).
 _INDEX_BATCH = 20_000
+#: The saved fingerprint index: ``<db>.search/index.json`` names ``index-<stamp>.npz`` and its person rows.
+_INDEX_MARKER = "index.json"
+_INDEX_FORMAT = 1
 #: How long a connection waits for another process's write lock before failing, in milliseconds.
 BUSY_TIMEOUT_MS = 30_000
 
@@ -243,6 +246,7 @@ class Gallery:
         self._index: object = None  # FingerprintIndex of the live fingers when searching "indexed"
         self._index_rows = np.zeros(0, np.int64)  # person rows whose fingers the index holds (index ids are str(row))
         self._index_generation = -1
+        self._index_unsaved = 0  # persons added to or removed from the index since it was last saved
 
     # -- opening and closing ----------------------------------------------------------------------
     @classmethod
@@ -776,8 +780,14 @@ class Gallery:
 
         generation = self._shard[0] if self._shard is not None else -1
         if self._index is None:
-            self._index = FingerprintIndex(threads=self.tuning.search_threads or None)
-            self._index_rows, self._index_generation = np.zeros(0, np.int64), -1
+            saved = self._load_index()
+            if saved is not None:
+                self._index, self._index_rows = saved
+                self._index_unsaved = 0
+            else:
+                self._index = FingerprintIndex(threads=self.tuning.search_threads or None)
+                self._index_rows, self._index_unsaved = np.zeros(0, np.int64), 0
+            self._index_generation = -1
         index: FingerprintIndex = self._index  # type: ignore[assignment]
         if self._index_generation == generation:
             return index
@@ -803,7 +813,73 @@ class Gallery:
                 index.add(ids, templates, positions)
         self._index_rows = live.copy()
         self._index_generation = generation
+        self._index_unsaved += int(gone.size + added.size)
+        if self._index_unsaved >= max(self.tuning.index_save_min_changes, 1) and len(index):
+            saved_as = self._save_index(index, self._index_rows)
+            if saved_as is not None:
+                self._index_unsaved = 0
+                # the saved copy's arrays have their exact size (a build's arrays grow by doubling)
+                reloaded = self._load_index()
+                if reloaded is not None and np.array_equal(reloaded[1], self._index_rows):
+                    index = self._index = reloaded[0]
         return index
+
+    def _index_files(self) -> tuple[Path, str]:
+        return self.search_root / _INDEX_MARKER, repr(self._index_params())
+
+    def _index_params(self):  # type: ignore[no-untyped-def]
+        from ..fingerprint.index_params import DEFAULT_INDEX_PARAMETERS
+
+        return DEFAULT_INDEX_PARAMETERS
+
+    def _load_index(self):  # type: ignore[no-untyped-def]
+        """(index, person rows it holds) saved by another process or an earlier run, if it is usable; else None."""
+        from ..errors import TemplateFormatError
+        from ..fingerprint.index import FingerprintIndex
+
+        marker, params = self._index_files()
+        try:
+            meta = json.loads(marker.read_bytes())
+            if meta.get("format") != _INDEX_FORMAT or meta.get("params") != params:
+                return None
+            rows = np.load(self.search_root / meta["rows"], allow_pickle=False)
+            index = FingerprintIndex.load(self.search_root / meta["index"], threads=self.tuning.search_threads or None)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, TemplateFormatError, ConfigurationError):
+            return None
+        if rows.dtype != np.int64 or rows.ndim != 1 or rows.size != int(meta["persons"]) or np.any(np.diff(rows) <= 0):
+            return None
+        # every finger of those person rows, and nothing else (the log may since have dropped dead rows: rebuild then)
+        arrays = self.search_arrays()
+        if len(index) != int(meta["fingers"]) or len(index) != int(np.isin(arrays.log["person_row"], rows).sum()):
+            return None
+        return index, rows
+
+    def _save_index(self, index, rows: np.ndarray) -> Path | None:  # type: ignore[no-untyped-def]
+        """Save the index and its person rows next to the search log (then the marker, atomically); None if it cannot be written."""
+        from .._files import atomic_write
+
+        marker, params = self._index_files()
+        stamp = f"{os.getpid()}-{threading.get_ident()}-{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d%H%M%S%f')}"
+        index_path, rows_path = self.search_root / f"index-{stamp}.npz", self.search_root / f"index-{stamp}.rows.npy"
+        try:
+            self.search_root.mkdir(parents=True, exist_ok=True)
+            index.save(index_path)
+            with open(rows_path, "wb") as handle:
+                np.save(handle, rows, allow_pickle=False)
+            for path in (index_path, rows_path):
+                with open(path, "rb") as handle:
+                    os.fsync(handle.fileno())
+            meta = {"format": _INDEX_FORMAT, "params": params, "index": index_path.name, "rows": rows_path.name,
+                    "persons": int(rows.size), "fingers": len(index)}  # fmt: skip
+            atomic_write(marker, json.dumps(meta, sort_keys=True).encode())
+        except OSError:
+            index_path.unlink(missing_ok=True)
+            rows_path.unlink(missing_ok=True)
+            return None
+        for old in self.search_root.glob("index-*"):
+            if old.name not in (index_path.name, rows_path.name):
+                old.unlink(missing_ok=True)
+        return index_path
 
     def _search_indexed(self, shard: Shard, person: Person, k: int, exclude: frozenset[str]) -> list[Ranked]:
         """Shortlist with the fingerprint index, then fuse the shortlisted persons' full-matcher scores.
