@@ -7,18 +7,17 @@ import math
 import threading
 from pathlib import Path
 
+import naive_fingerprint as naive
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ektp_biometrics.errors import ExtractionError, ImageError
-from ektp_biometrics.fingerprint import debug, extract, extract_file
 from ektp_biometrics.fingerprint import _stages as stages
+from ektp_biometrics.fingerprint import debug, extract, extract_file
 from ektp_biometrics.fingerprint.params import DEFAULT_PARAMETERS
 from ektp_biometrics.fingerprint.template import MinutiaKind
-
-import naive_fingerprint as naive
 
 FVC_REAL = ["fvc2000_db1_b", "fvc2000_db2_b", "fvc2000_db3_b", "fvc2002_db1_b", "fvc2002_db2_b", "fvc2002_db3_b"]
 
@@ -126,6 +125,29 @@ def test_every_small_socofing_thumb_is_extracted(data_root):
     assert np.median(counts) >= 2
 
 
+def test_minutiae_below_the_coherence_bar_are_dropped_and_above_it_kept(data_root):
+    path = data_root / "fingerprints" / "fvc2002_db1_b" / "101_1.tif"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    p = DEFAULT_PARAMETERS
+    with debug.capture("mask", "orientation", "coherence", "enhanced", "skeleton") as products:
+        extract_file(path)
+    mask = products["mask"]
+    grid = stages.BlockGrid.of(mask.shape, p.block_size)
+    block_mask = np.ascontiguousarray(mask[:: p.block_size, :: p.block_size])  # the mask is whole blocks
+    candidates = stages.minutia_candidates(products["skeleton"], products["orientation"], p)
+    amplitude = stages.ridge_amplitude(products["enhanced"], block_mask, grid)
+    # a band of coherence 0.1 over the left half: between the old bar (0.2) and the tuned one (0.05)
+    coherence = products["coherence"].copy()
+    half = mask.shape[1] // 2
+    coherence[:, :half] = 0.1
+    strict = stages.filtered_minutiae(candidates, block_mask, coherence, amplitude, p.replace(min_coherence=0.2))
+    loose = stages.filtered_minutiae(candidates, block_mask, coherence, amplitude, p.replace(min_coherence=0.05))
+    assert not (strict["col"] < half).any()
+    assert (loose["col"] < half).sum() >= 5
+    assert (strict["col"] >= half).sum() >= 5
+
+
 def test_mask_covers_the_print_and_not_the_background():
     image, disk = stripes(noise=6)
     with debug.capture("mask") as products:
@@ -225,7 +247,10 @@ def test_thinned_real_ridges_are_one_pixel_wide(data_root):
 # -- invariance --------------------------------------------------------------------------------
 
 
-def _paired_fraction(a, b, tolerance_px=4.0, tolerance_rad=math.radians(25)):
+PAIRING_ANGLE = math.radians(25)
+
+
+def _paired_fraction(a, b, tolerance_px=4.0, tolerance_rad=PAIRING_ANGLE):
     if len(a) == 0:
         return 0.0
     paired = 0
