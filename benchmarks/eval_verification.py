@@ -37,7 +37,10 @@ import numpy as np
 
 from ektp_biometrics.errors import EktpError
 from ektp_biometrics.fingerprint import evaluation
-from ektp_biometrics.fingerprint.match_params import DEFAULT_MATCH_PARAMETERS, MatchParameters
+from ektp_biometrics.fingerprint.match_params import (
+    DEFAULT_MATCH_PARAMETERS,
+    MatchParameters,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_FOLDERS = (
