@@ -178,9 +178,10 @@ class Person:
 
     def replace(self, **changes: Any) -> Person:
         """A copy with some fields changed (validated again), for corrections."""
-        fields = dict(
-            person_id=self.person_id, fingers=self.fingers, face=self.face, exceptions=self.exceptions, metadata=self.metadata
-        )
+        fields = {
+            "person_id": self.person_id, "fingers": self.fingers, "face": self.face, "exceptions": self.exceptions,
+            "metadata": self.metadata,
+        }  # fmt: skip
         fields.update(changes)
         return Person(**fields)
 
