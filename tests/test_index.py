@@ -150,7 +150,7 @@ def test_search_equals_exhaustive_top_k_when_the_shortlist_covers_the_gallery(re
 def test_small_shortlist_keeps_exact_scores_and_most_rank_1(real):
     """A shortlist of 5 of 40 fingers: scores stay exact; rank-1 agrees on most real probes."""
     gallery, ids, probes = real
-    index = FingerprintIndex(IndexParameters(shortlist=5), threads=2)
+    index = FingerprintIndex(IndexParameters(shortlist=5, max_shortlist=5), threads=2)  # a fixed shortlist
     index.add(ids, gallery)
     prepared = [prepare(t) for t in gallery]
     agree = 0
@@ -165,11 +165,57 @@ def test_small_shortlist_keeps_exact_scores_and_most_rank_1(real):
     assert agree / len(chosen) >= 0.85
 
 
+def test_adaptive_shortlist_grows_only_below_the_confident_score(prints):
+    """Growth scores the next first-stage fingers exactly as a larger fixed shortlist would."""
+    ids = [f"f{i}" for i in range(60)]
+    gallery = [prints.template(2 * i) for i in range(60)]
+
+    def results(**kw):
+        index = FingerprintIndex(IndexParameters(**kw), threads=1)
+        index.add(ids, gallery)
+        return [index.search(prints.template(i), k=2) for i in range(1, 60, 6)]
+
+    fixed_2, fixed_8 = results(shortlist=2, max_shortlist=2), results(shortlist=8, max_shortlist=8)
+    assert results(shortlist=2, max_shortlist=8, confident_score=0.0) == fixed_2  # always confident: no growth
+    assert results(shortlist=2, max_shortlist=8, confident_score=1.0) == fixed_8  # never confident: 2 -> 4 -> 8
+    assert fixed_2 != fixed_8
+    mixed = results(shortlist=2, max_shortlist=8, confident_score=0.2)
+    for found, small, large in zip(mixed, fixed_2, fixed_8):
+        assert found == (small if small[0].score >= 0.2 else large)
+
+
+@pytest.mark.slow
+def test_rank_1_is_the_exhaustive_matchers_with_distractors(real):
+    """Default parameters, real probes, a gallery larger than ``max_shortlist``: no rank-1 loss.
+
+    The 20 real fingers are hidden among 600 synthetic distractors, so the adaptive shortlist
+    (100, growing to 400 below a best score of 0.2) cannot simply cover the gallery.
+    """
+    gallery, ids, probes = real
+    distractors = synth.templates(600, 1, seed=20261207)
+    all_ids = ids + [f"d{i}" for i in range(600)]
+    everything = gallery + list(distractors)
+    index = FingerprintIndex(threads=2)
+    index.add(all_ids, everything)
+    prepared = [prepare(t) for t in everything]
+    probe_ids = [i for i in ids for _ in range(7)]  # 7 probes per finger, in folder order
+    correct = same_top = 0
+    for probe, mate in zip(probes[::2], probe_ids[::2]):
+        truth = exhaustive(probe, prepared, all_ids)
+        found = index.search(probe, k=1)[0]
+        same_top += (found.id, found.score) == truth[0]
+        if truth[0][0] == mate:
+            correct += 1
+            assert (found.id, found.score) == truth[0]  # the exhaustive matcher's hit is the index's hit
+    assert correct >= 50  # the exhaustive matcher identifies most of the 70 probes
+    assert same_top >= correct
+
+
 # -- threads, add/remove, persistence -------------------------------------------------------------------
 
 
 def test_threads_do_not_change_results(prints):
-    params = IndexParameters(shortlist=6, chunk_fingers=7)  # several chunks per thread
+    params = IndexParameters(shortlist=6, max_shortlist=12, chunk_fingers=7)  # several chunks per thread
     one, two = FingerprintIndex(params, threads=1), FingerprintIndex(params, threads=2)
     ids = [f"f{i}" for i in range(60)]
     for index in (one, two):

@@ -10,7 +10,9 @@ gallery chunks in a thread pool, each keeping its own top list that is merged at
 
 Stage two runs the full matcher (:func:`~ektp_biometrics.fingerprint.match.prepare` and
 :func:`~ektp_biometrics.fingerprint.match.match_many`) on the shortlist, so every returned score is
-exactly ``match(probe, enrolled)``.  The index keeps per finger only its codes and its minutiae and
+exactly ``match(probe, enrolled)``.  The shortlist is adaptive: while the best full score stays
+below ``IndexParameters.confident_score`` it doubles, up to ``max_shortlist`` fingers, because the
+weak matches of small-overlap prints are exactly the ones the first stage ranks low.  The index keeps per finger only its codes and its minutiae and
 prepares shortlisted fingers again when needed (with a small least-recently-used cache), so a
 million fingers fit in well under a gigabyte.
 
@@ -595,6 +597,12 @@ class FingerprintIndex:
         list of Candidate
             Ordered by full-matcher score, descending (ties in enrolment order).
 
+        Notes
+        -----
+        The full matcher scores the ``max(k, params.shortlist)`` best fingers of the first stage,
+        then twice, four times ... as many while the best score is below
+        ``params.confident_score``, up to ``params.max_shortlist``.
+
         Raises
         ------
         GalleryError
@@ -736,10 +744,22 @@ class FingerprintIndex:
     def _search_rows(
         self, template: FingerprintTemplate, keep: int, eligible: np.ndarray, prepared: MatchTemplate | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        rows, _ = self._first_stage(template, keep, eligible)
+        """Rows scored in full and their scores, best first: the adaptive shortlist.
+
+        The first ``keep`` first-stage rows are scored; while the best full score stays below
+        ``params.confident_score`` the shortlist doubles, up to ``max(keep, params.max_shortlist)``.
+        """
+        params = self.params
+        ranked, _ = self._first_stage(template, max(keep, params.max_shortlist), eligible)
         if prepared is None:
-            prepared = prepare(template, self.params.match_params)
-        scores = self._full_scores(prepared, rows)
+            prepared = prepare(template, params.match_params)
+        done = min(keep, ranked.size)
+        scores = self._full_scores(prepared, ranked[:done])
+        while done < ranked.size and (scores.size == 0 or scores.max() < params.confident_score):
+            grown = min(2 * done, ranked.size)
+            scores = np.concatenate([scores, self._full_scores(prepared, ranked[done:grown])])
+            done = grown
+        rows = ranked[:done]
         order = np.lexsort((rows, -scores))
         return rows[order], scores[order]
 

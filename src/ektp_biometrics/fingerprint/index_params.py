@@ -63,10 +63,21 @@ class IndexParameters:
     #: score, bits.  Unrelated codes with 38% of their bits set agree on about 34 of 64, so the floor keeps chance
     #: agreements from adding up; of 39, 44 and 48, 44 had the best top-50 rate (0.941, 64 codes).
     similarity_floor: int = 44
-    #: Fingers the first stage passes to the full matcher, per probe finger.  The real-data run
-    #: (docs/identification.md) measures how often the index's rank-1 equals the exhaustive
-    #: matcher's at this size; each shortlisted finger costs one ``prepare`` (about 5 ms) unless cached.
+    #: Fingers the first stage passes to the full matcher, per probe finger, before any growth.
+    #: Each shortlisted finger costs one ``prepare`` (about 2.5 ms of CPU) unless cached.
     shortlist: int = 100
+    #: Adaptive shortlist: while the best full-matcher score found is below ``confident_score``
+    #: the shortlist doubles (the next-ranked first-stage fingers are scored too), up to
+    #: ``max_shortlist`` fingers.  On the 7 real folders (160 fingers, 920 probes) the 18 probes
+    #: whose exhaustive best finger the first stage ranked 100th or lower all had a best full
+    #: score of at most 0.065 (weak, often impostor, matches), while a best score of 0.2 or more
+    #: was always within the first stage's top 74; 56 % of the probes reach 0.2.  Our choice
+    #: from that run (docs/identification.md).
+    confident_score: float = 0.2
+    #: Most fingers the adaptive shortlist grows to (400 = two doublings of 100: about 1 s of
+    #: CPU for ``prepare`` at 2.5 ms each, so a probe without a confident match stays within the
+    #: 1 s per probe finger on 2 cores at a million fingers).
+    max_shortlist: int = 400
 
     # -- resources ----------------------------------------------------------------------------------
     #: Prepared templates kept in the least-recently-used cache (one is roughly 100-200 kB).
@@ -84,7 +95,7 @@ class IndexParameters:
 
         for name in (
             "code_bits", "code_seed", "max_gallery_codes", "max_probe_codes", "similarity_floor", "shortlist",
-            "cache_size", "chunk_fingers",
+            "max_shortlist", "cache_size", "chunk_fingers",
         ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -97,6 +108,8 @@ class IndexParameters:
         need("max_probe_codes", 1 <= self.max_probe_codes <= 255, "between 1 and 255")
         need("similarity_floor", 0 <= self.similarity_floor < self.code_bits, "in [0, code_bits)")
         need("shortlist", 1 <= self.shortlist <= 100_000, "between 1 and 100000")
+        need("max_shortlist", self.shortlist <= self.max_shortlist <= 100_000, "between shortlist and 100000")
+        need("confident_score", 0.0 <= self.confident_score <= 1.0, "in [0, 1]")
         need("chunk_fingers", self.chunk_fingers >= 1, "at least 1")
         if not isinstance(self.match_params, MatchParameters):
             raise ConfigurationError(f"match_params must be a MatchParameters, got {type(self.match_params).__name__}")
