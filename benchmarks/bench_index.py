@@ -20,13 +20,15 @@ run: the same first-stage score in plain NumPy (``np.bitwise_count``) and the ex
 
 ``real`` pools the 7 real folders (impression 1 of every finger as the gallery, every other
 impression a probe), optionally padded with synthetic distractors, and compares the index's rank-1
-with the exhaustive matcher's on the real gallery.  Results go to docs/results/index_*.json,
-the plot to docs/img/index_search_time.png.
+with the exhaustive matcher's on the real gallery.  Results go to docs/results/index_*.json
+(``--out`` names the file; ``plot`` reads every index_synthetic*.json), the plot to
+docs/img/index_search_time.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -126,8 +128,8 @@ def gallery_index(cache: Path, fingers: int, threads: int, extra=None, repeat: b
         ids.extend(chunk_ids)
         params = arrays["params"]
     if first is not None:
-        for name in parts:
-            parts[name].insert(0, first[name])
+        for name, values in parts.items():
+            values.insert(0, first[name])
         ids = first["ids"].tobytes().decode().split("\n") + ids
     merged = {name: np.concatenate(values) for name, values in parts.items()}
     path = cache / f"merged_{fingers}_{0 if extra is None else len(extra[0])}.npz"
@@ -145,6 +147,19 @@ def synthetic_probes():
 
     both = synth.templates(PROBES, 2, seed=SEED)
     return [both.template(2 * i + 1) for i in range(PROBES)], [f"s{f}" for f in range(1, PROBES + 1)]
+
+
+def count_full_scores(index) -> list[int]:
+    """Record how many fingers each call of the index's second stage scores (benchmark instrumentation)."""
+    calls: list[int] = []
+    full_scores = index._full_scores
+
+    def counted(probe, rows):
+        calls.append(int(rows.size))
+        return full_scores(probe, rows)
+
+    index._full_scores = counted
+    return calls
 
 
 # -- baselines ----------------------------------------------------------------------------------------------
@@ -171,14 +186,17 @@ def run_synthetic(args: argparse.Namespace) -> dict:
         params = index.params
         index.search(probes[0], k=10)  # compile, warm up
         index._cache.clear()
-        walls, cpus, hits = [], [], 0
+        scored = count_full_scores(index)
+        walls, cpus, hits, shortlisted = [], [], 0, []
         for probe, mate in zip(probes, mates):
             index._cache.clear()  # every probe pays its shortlist's preparation
+            scored.clear()
             t0, c0 = time.perf_counter(), time.process_time()
             found = index.search(probe, k=10)
             walls.append(time.perf_counter() - t0)
             cpus.append(time.process_time() - c0)  # all threads of the process
             hits += found[0].id == mate
+            shortlisted.append(sum(scored))
         # first stage alone, one thread, CPU time
         codes, starts, counts = index._codes.view, index._code_start.view, index._code_count.view
         eligible = index._alive.view
@@ -186,7 +204,7 @@ def run_synthetic(args: argparse.Namespace) -> dict:
         for probe in probes[:10]:
             p = _codes(probe, params, params.max_probe_codes)
             t0 = time.thread_time()
-            kernels._rank_chunk(p, codes, starts, counts, eligible, 0, size, params.similarity_floor, params.shortlist)
+            kernels._rank_chunk(p, codes, starts, counts, eligible, 0, size, params.similarity_floor, params.max_shortlist)
             cpu.append(time.thread_time() - t0)
         first_stage_rate = size / float(np.median(cpu))
         # the same score in plain NumPy on (at most) the first 10,000 fingers
@@ -216,6 +234,10 @@ def run_synthetic(args: argparse.Namespace) -> dict:
             "median_search_s": float(np.median(walls)),
             "p90_search_s": float(np.quantile(walls, 0.9)),
             "median_search_cpu_s": float(np.median(cpus)),
+            # a 1:N search as comparisons: gallery fingers per CPU second of the whole search, per core
+            "effective_comparisons_per_cpu_s": size / float(np.median(cpus)),
+            "median_fingers_scored_in_full": float(np.median(shortlisted)),
+            "probes_with_grown_shortlist": int(sum(n > params.shortlist for n in shortlisted)),
             "load_average_1min": os.getloadavg()[0],
             "rank1_hits": hits,
             "first_stage_fingers_per_cpu_s": first_stage_rate,
@@ -227,6 +249,8 @@ def run_synthetic(args: argparse.Namespace) -> dict:
             "bytes_per_finger": index.bytes_per_finger,
             "code_bytes_per_finger": index.code_nbytes / len(index),
             "shortlist": params.shortlist,
+            "max_shortlist": params.max_shortlist,
+            "confident_score": params.confident_score,
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -297,18 +321,25 @@ def run_real(args: argparse.Namespace) -> dict:
         else:
             index = FingerprintIndex(threads=2)
             index.add(ids, gallery)
+        if args.fixed_shortlist:  # the first stage alone decides: no adaptive growth
+            index.params = dataclasses.replace(index.params, max_shortlist=index.params.shortlist)
+        scored = count_full_scores(index)
         step = args.probe_step if distractors else 1
-        identical = hits = distractor_first = 0
+        identical = hits = distractor_first = kept = grown = 0
         times, cpus = [], []
         chosen = list(range(0, len(probes), step))
         for n in chosen:
+            scored.clear()
             t0, c0 = time.perf_counter(), time.process_time()
             found = index.search(probes[n], k=1)[0]
             times.append(time.perf_counter() - t0)
             cpus.append(time.process_time() - c0)
-            identical += bool(found.score == best[n] and not found.id.startswith("s"))  # synthetic ids are s<number>
+            same = bool(found.score == best[n] and found.id == exhaustive_top[n])
+            identical += same
             hits += found.id == mates[n]
-            distractor_first += bool(found.id.startswith("s") and found.score > best[n])
+            kept += same and exhaustive_top[n] == mates[n]
+            grown += sum(scored) > index.params.shortlist
+            distractor_first += bool(found.id.startswith("s") and found.score > best[n])  # synthetic ids are s<number>
         row = {
             "synthetic_distractors": distractors,
             "distinct_distractors": getattr(index, "distinct_fingers", 0),
@@ -317,10 +348,15 @@ def run_real(args: argparse.Namespace) -> dict:
             "rank1_identical_fraction": identical / len(chosen),
             "index_rank1_hit_rate": hits / len(chosen),
             "exhaustive_rank1_hit_rate_same_probes": float(np.mean([exhaustive_top[n] == mates[n] for n in chosen])),
+            "exhaustive_rank1_hits": int(sum(exhaustive_top[n] == mates[n] for n in chosen)),
+            "exhaustive_rank1_hits_also_index_rank1": kept,
+            "probes_with_grown_shortlist": grown,
             "distractor_outscored_exhaustive_best": distractor_first,
             "median_search_s": float(np.median(times)),
             "median_search_cpu_s": float(np.median(cpus)),
             "shortlist": index.params.shortlist,
+            "max_shortlist": index.params.max_shortlist,
+            "confident_score": index.params.confident_score,
         }
         out["rows"].append(row)
         print(json.dumps(row), flush=True)
@@ -334,7 +370,10 @@ def plot(results: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = json.loads((results / "index_synthetic.json").read_text())["rows"]
+    rows = sorted(
+        (r for path in sorted(results.glob("index_synthetic*.json")) for r in json.loads(path.read_text())["rows"]),
+        key=lambda r: r["gallery_fingers"],
+    )
     n = np.array([r["gallery_fingers"] for r in rows], dtype=float)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.loglog(n, [r["median_search_s"] for r in rows], "o-", label="FingerprintIndex, 2 threads, wall (shared machine)")
@@ -365,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("real")
     r.add_argument("--distractors", type=int, nargs="+", default=[0, 100_000, 1_000_000])
     r.add_argument("--probe-step", type=int, default=4, help="search every n-th probe when there are distractors")
-    for p in (s, r):
+    r.add_argument("--fixed-shortlist", action="store_true", help="no adaptive growth (max_shortlist = shortlist)")
+    for p, name in ((s, "index_synthetic.json"), (r, "index_real.json")):
+        p.add_argument("--out", default=name, help="file name under docs/results")
         p.add_argument("--repeat", action="store_true", help="stand in for unbuilt chunks with built ones (timing only)")
     sub.add_parser("plot")
     args = parser.parse_args(argv)
@@ -373,9 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "gallery":
         build_gallery(args.cache, args.fingers, args.threads)
     elif args.command == "synthetic":
-        (RESULTS / "index_synthetic.json").write_text(json.dumps(run_synthetic(args), indent=1) + "\n")
+        (RESULTS / args.out).write_text(json.dumps(run_synthetic(args), indent=1) + "\n")
     elif args.command == "real":
-        (RESULTS / "index_real.json").write_text(json.dumps(run_real(args), indent=1) + "\n")
+        (RESULTS / args.out).write_text(json.dumps(run_real(args), indent=1) + "\n")
     else:
         plot(RESULTS)
     return 0
