@@ -45,17 +45,38 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("EKTP_DATA") or PROJECT_ROOT.parent / "shared" / "data")
 
 
-def load_templates(folder: str = "fvc2002_db1_b", images: int = 40, rng: int = 0) -> tuple[list, str]:
-    """The first ``images`` impressions of ``folder`` as FingerprintTemplates, or synthetic ones."""
+def load_templates(
+    folder: str = "fvc2002_db1_b", images: int = 40, rng: int = 0, cache: Path | None = None
+) -> tuple[list, str]:
+    """The first ``images`` impressions of ``folder`` as FingerprintTemplates, or synthetic ones.
+
+    With ``cache``, extracted templates are kept in a :class:`TemplateCache` there (keyed by the
+    image bytes and the extractor's digest), so repeated runs over whole folders skip extraction.
+    """
     from ektp_biometrics.fingerprint.template import FingerprintTemplate, make_minutiae
 
     path = DATA / "fingerprints" / folder
     if path.is_dir():
         try:
+            from ektp_biometrics.fingerprint.evaluation import (
+                TemplateCache,
+                extractor_digest,
+            )
             from ektp_biometrics.fingerprint.extract import extract_file
 
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in {".tif", ".bmp"})[:images]
-            return [extract_file(p) for p in files], f"real: {folder}, {len(files)} images"
+            store = TemplateCache(cache, extractor_digest()) if cache is not None else None
+            templates = []
+            for f in files:
+                hit = store.get(f.read_bytes()) if store is not None else None
+                if hit is None or hit[0] is None:
+                    template = extract_file(f)
+                    if store is not None:
+                        store.put(f.read_bytes(), template, None, 0.0)
+                else:
+                    template = hit[0]
+                templates.append(template)
+            return templates, f"real: {folder}, {len(files)} images"
         except ImportError:
             pass
     gen = np.random.default_rng(rng)
@@ -77,7 +98,23 @@ def load_baseline(path: Path) -> types.ModuleType:
     module.__file__ = str(path)
     sys.modules[module.__name__] = module
     source = path.read_text().replace("cache=True", "cache=False")
-    exec(compile(source, str(path), "exec"), module.__dict__)
+    exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 - a file the user named, like importing it
+    return module
+
+
+def load_baseline_match(path: Path, kernels: types.ModuleType) -> types.ModuleType:
+    """A previous ``match.py`` as the module ``_match_before``, its kernels being ``kernels`` (from
+    :func:`load_baseline`), so that templates are prepared and matched exactly as that commit did."""
+    module = types.ModuleType("ektp_biometrics.fingerprint._match_before")
+    module.__file__ = str(path)
+    module.__package__ = "ektp_biometrics.fingerprint"
+    sys.modules[module.__name__] = module
+    source = path.read_text()
+    needle = "from . import _mcc_kernels as kernels"
+    if needle not in source:
+        raise SystemExit(f"{path}: no line {needle!r} to point at the baseline kernels")
+    source = source.replace(needle, f"import {kernels.__name__} as kernels")
+    exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 - a file the user named, like importing it
     return module
 
 
@@ -105,14 +142,14 @@ def prepare_before(old: types.ModuleType, template: Any, params: Any) -> dict[st
     kx, ky, kt = x[keep], y_up[keep], theta[keep]
     dx, dy = kx[:, None] - kx[None, :], ky[:, None] - ky[None, :]
     minutia = np.stack([kt, old._popcount_rows(packed), valid.sum(axis=1), kx, ky, np.cos(kt), np.sin(kt)], axis=1)
-    return dict(
-        values=np.ascontiguousarray(values[keep]),
-        words=np.ascontiguousarray(np.hstack([packed, mask, cells])),
-        minutia=np.ascontiguousarray(minutia.astype(np.float64)),
-        pairs=np.ascontiguousarray(np.stack([np.hypot(dx, dy), np.arctan2(dy, dx)])),
-        points=np.ascontiguousarray(np.stack([x, y_up, theta], axis=1)),
-        hull=np.ascontiguousarray(old._convex_hull(x, y_up)),
-    )
+    return {
+        "values": np.ascontiguousarray(values[keep]),
+        "words": np.ascontiguousarray(np.hstack([packed, mask, cells])),
+        "minutia": np.ascontiguousarray(minutia.astype(np.float64)),
+        "pairs": np.ascontiguousarray(np.stack([np.hypot(dx, dy), np.arctan2(dy, dx)])),
+        "points": np.ascontiguousarray(np.stack([x, y_up, theta], axis=1)),
+        "hull": np.ascontiguousarray(old._convex_hull(x, y_up)),
+    }
 
 
 def match_many_before(old: types.ModuleType, probe: dict, gallery: list[dict], kernel_params: tuple) -> np.ndarray:
@@ -152,7 +189,8 @@ def numpy_local_similarities(probe, gallery: list) -> list[np.ndarray]:
         n_b = np.bitwise_count(cb).sum(axis=2, dtype=np.int64)
         n_x = np.bitwise_count(ca ^ cb).sum(axis=2, dtype=np.int64)
         norm = np.sqrt(n_a) + np.sqrt(n_b)
-        common = np.bitwise_count(probe.words[:, None, 2 * half :] & g.words[None, :, 2 * half :]).sum(axis=2)
+        cells = slice(2 * half, 2 * half + _cell_words(probe))
+        common = np.bitwise_count(probe.words[:, None, cells] & g.words[None, :, cells]).sum(axis=2)
         ok = (norm > 0) & (common >= probe.params.min_matchable_fraction * _cell_layout(probe.params)[0].shape[0])
         out.append(np.where(ok, 1 - np.sqrt(n_x) / np.where(norm > 0, norm, 1), 0.0))
     return out
@@ -164,6 +202,13 @@ def _bit_words(template) -> int:
 
     cells = _cell_layout(template.params)[0].shape[0]
     return -(-cells * template.params.direction_bins // 64)
+
+
+def _cell_words(template) -> int:
+    """Words of the one-bit-per-valid-cell part of ``MatchTemplate.words``."""
+    from ektp_biometrics.fingerprint.match import _cell_layout
+
+    return -(-_cell_layout(template.params)[0].shape[0] // 64)
 
 
 def _stage_loop():
@@ -192,16 +237,16 @@ def _stage_loop():
                 if va == 0 or vb == 0:
                     continue
                 sim = similarity[: va * vb].reshape((va, vb))
-                k._fill_local_similarity(wa, ma, wb, mb, params, roots, sim)
+                k._fill_local_similarity(wa, ma, wb, mb, params, roots, sim, ints[:va], ints[va : va + vb], floats[:vb])
                 if stage >= 1:
                     rotation = k._relaxed_score(
                         sim, ma, pa, mb, pb, params, tables, scales, int(params[k.P_ROTATION_PAIRS]), 0.0, math.pi,
-                        floats, ints,
+                        floats, ints, True,
                     )[1]  # fmt: skip
                     if stage >= 2:
                         total += k._relaxed_score(
                             sim, ma, pa, mb, pb, params, tables, scales, int(params[k.P_MAX_RELAXATION_PAIRS]),
-                            rotation, params[k.P_ROTATION_GATE], floats, ints,
+                            rotation, params[k.P_ROTATION_GATE], floats, ints, params[k.P_ROTATION_GATE] >= math.pi,
                         )[0]  # fmt: skip
         return total
 
@@ -211,42 +256,85 @@ def _stage_loop():
 # -- the runner -----------------------------------------------------------------------------------
 
 
-def _timed(runs: dict[str, Callable[[], Any]], repeat: int) -> dict[str, list[float]]:
-    """Thread CPU seconds of each callable, ``repeat`` rounds, interleaved within every round."""
+def _timed(runs: dict[str, Any], repeat: int) -> dict[str, list[float]]:
+    """Thread CPU seconds of each run, ``repeat`` rounds, interleaved within every round.
+
+    A run is a callable, or a list of callables (one per probe) that are interleaved with the
+    other runs' at that finer grain: run A's probe 0, run B's probe 0, run A's probe 1, ...  On a
+    shared machine a burst of load then hits both sides of a comparison alike.
+    """
+    chunks = {name: run if isinstance(run, list) else [run] for name, run in runs.items()}
     times: dict[str, list[float]] = {name: [] for name in runs}
+    most = max(len(c) for c in chunks.values())
     for _ in range(repeat):
-        for name, run in runs.items():
-            t0 = time.thread_time()
-            run()
-            times[name].append(time.thread_time() - t0)
+        spent = dict.fromkeys(runs, 0.0)
+        for c in range(most):
+            for name, parts in chunks.items():
+                if c < len(parts):
+                    t0 = time.thread_time()
+                    parts[c]()
+                    spent[name] += time.thread_time() - t0
+        for name in runs:
+            times[name].append(spent[name])
     return times
 
 
-def score_difference(templates: list, baseline: types.ModuleType) -> float:
-    """Largest absolute difference between the current and the baseline scores of all ordered pairs."""
-    from ektp_biometrics.fingerprint.match import (
-        _kernel_params,
-        match_many,
-        prepare,
-        prepare_gallery,
-    )
-    from ektp_biometrics.fingerprint.match_params import (
-        DEFAULT_MATCH_PARAMETERS as params,
-    )
+class Baseline:
+    """The previous matcher: its kernels, and how it prepared and matched templates.
 
-    kernel_params = _kernel_params(params)
+    With a previous ``match.py`` (``--baseline-match``), templates are prepared by its ``prepare``
+    and matched by its ``match_many`` (on a list, and on its ``prepare_gallery`` when it has one);
+    without, the pre-issue-3 layout of :func:`prepare_before` is used.
+    """
+
+    def __init__(self, kernels: types.ModuleType, match_module: types.ModuleType | None = None) -> None:
+        self.kernels = kernels
+        self.match = match_module
+
+    def prepare(self, template: Any) -> Any:
+        from ektp_biometrics.fingerprint.match_params import DEFAULT_MATCH_PARAMETERS
+
+        if self.match is not None:
+            return self.match.prepare(template, DEFAULT_MATCH_PARAMETERS)
+        return prepare_before(self.kernels, template, DEFAULT_MATCH_PARAMETERS)
+
+    def stack(self, prepared: list) -> Any:
+        """A stacked gallery when the previous matcher had one, else the list itself."""
+        if self.match is not None and hasattr(self.match, "prepare_gallery"):
+            return self.match.prepare_gallery(prepared)
+        return prepared
+
+    def match_many(self, probe: Any, gallery: Any) -> np.ndarray:
+        from ektp_biometrics.fingerprint.match import _kernel_params
+        from ektp_biometrics.fingerprint.match_params import DEFAULT_MATCH_PARAMETERS
+
+        if self.match is not None:
+            return self.match.match_many(probe, gallery, DEFAULT_MATCH_PARAMETERS)
+        return match_many_before(self.kernels, probe, gallery, _kernel_params(DEFAULT_MATCH_PARAMETERS))
+
+    def nbytes(self, prepared: Any) -> int:
+        if isinstance(prepared, dict):
+            return sum(a.nbytes for a in prepared.values())
+        return int(prepared.nbytes)
+
+
+def score_difference(templates: list, baseline: Baseline) -> float:
+    """Largest absolute difference between the current and the baseline scores of all ordered pairs."""
+    from ektp_biometrics.fingerprint.match import match_many, prepare, prepare_gallery
+
     prepared = [prepare(t) for t in templates]
     gallery = prepare_gallery(prepared)
-    before = [prepare_before(baseline, t, params) for t in templates]
+    before = [baseline.prepare(t) for t in templates]
+    stacked = baseline.stack(before)
     worst = 0.0
     for p, b in zip(prepared, before):  # one probe at a time: a folder of 600 has 360,000 pairs
         now = match_many(p, gallery)
-        then = match_many_before(baseline, b, before, kernel_params)
+        then = baseline.match_many(b, stacked)
         worst = max(worst, float(np.abs(now - then).max()))
     return worst
 
 
-def measure(templates: list, repeat: int = 7, baseline: types.ModuleType | None = None) -> dict[str, Any]:
+def measure(templates: list, repeat: int = 7, baseline: Baseline | None = None) -> dict[str, Any]:
     """Every figure of the report: comparison rates, stage breakdown, prepare time and memory."""
     from ektp_biometrics.fingerprint import _mcc_kernels as kernels
     from ektp_biometrics.fingerprint.match import (
@@ -267,26 +355,36 @@ def measure(templates: list, repeat: int = 7, baseline: types.ModuleType | None 
     for g, yard in zip(prepared[:5], numpy_local_similarities(prepared[0], prepared[:5])):
         kernel = kernels._local_similarity_bits(prepared[0].words, prepared[0].minutia, g.words, g.minutia, kernel_params[0])
         assert np.allclose(kernel, yard, atol=1e-6), "the NumPy yardstick must compute what the kernel does"
-    runs: dict[str, Callable[[], Any]] = {
-        "match_many_list": lambda: [match_many(p, prepared) for p in prepared],
-        "match_many_gallery": lambda: [match_many(p, gallery) for p in prepared],
-        "numpy_local_similarity": lambda: [numpy_local_similarities(p, prepared) for p in prepared],
+    def per_probe(function: Callable[[Any, Any], Any], probes: list, against: Any) -> list[Callable[[], Any]]:
+        return [lambda p=p: function(p, against) for p in probes]
+
+    runs: dict[str, Any] = {
+        "match_many_list": per_probe(match_many, prepared, prepared),
+        "match_many_gallery": per_probe(match_many, prepared, gallery),
+        "numpy_local_similarity": per_probe(numpy_local_similarities, prepared, prepared),
     }
     report: dict[str, Any] = {}
     if baseline is not None:
-        before = [prepare_before(baseline, t, params) for t in templates]
+        before = [baseline.prepare(t) for t in templates]
         report["max_score_difference_to_baseline"] = score_difference(templates, baseline)
-        runs["baseline_match_many_list"] = lambda: [match_many_before(baseline, p, before, kernel_params) for p in before]
-        report["baseline_prepared_template_bytes_mean"] = float(np.mean([sum(a.nbytes for a in b.values()) for b in before]))
+        runs["baseline_match_many_list"] = per_probe(baseline.match_many, before, before)
+        stacked = baseline.stack(before)
+        if stacked is not before:
+            runs["baseline_match_many_gallery"] = per_probe(baseline.match_many, before, stacked)
+        report["baseline_prepared_template_bytes_mean"] = float(np.mean([baseline.nbytes(b) for b in before]))
     times = _timed(runs, repeat)
     rates = {name: {"median": n / float(np.median(t)), "best": n / min(t)} for name, t in times.items()}
     report["comparisons_per_cpu_second"] = rates
     if baseline is not None:
-        base = times["baseline_match_many_list"]
         report["speedup_over_baseline_median"] = {
-            name: float(np.median(np.array(base) / np.array(times[name])))
+            name: float(np.median(np.array(times[f"baseline_{name}"]) / np.array(times[name])))
             for name in ("match_many_list", "match_many_gallery")
+            if f"baseline_{name}" in times
         }
+        if "baseline_match_many_gallery" not in times:  # the old matcher had no stacked gallery
+            report["speedup_over_baseline_median"]["match_many_gallery_vs_list"] = float(
+                np.median(np.array(times["baseline_match_many_list"]) / np.array(times["match_many_gallery"]))
+            )
     # where the time goes: the same all-pairs loop stopped after each stage
     loop = _stage_loop()
     stage_args = (gallery.words, gallery.minutia, gallery.pairs, gallery.offsets, *kernel_params)
@@ -303,7 +401,7 @@ def measure(templates: list, repeat: int = 7, baseline: types.ModuleType | None 
     # prepare: time and memory per template
     prepare_runs: dict[str, Callable[[], Any]] = {"prepare": lambda: [prepare(t) for t in templates]}
     if baseline is not None:
-        prepare_runs["baseline_prepare"] = lambda: [prepare_before(baseline, t, params) for t in templates]
+        prepare_runs["baseline_prepare"] = lambda: [baseline.prepare(t) for t in templates]
     prepare_times = _timed(prepare_runs, max(3, repeat // 2))
     report["prepare_ms_per_template"] = {
         name: float(np.median(t)) / len(templates) * 1e3 for name, t in prepare_times.items()
@@ -321,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7, help="interleaved rounds; medians are reported")
     parser.add_argument("--cpu", type=int, default=0, help="core to pin the process to")
     parser.add_argument("--baseline", type=Path, help="a previous _mcc_kernels.py to time beside the current one")
+    parser.add_argument(
+        "--baseline-match", type=Path, help="the previous match.py that went with --baseline (prepares its templates)"
+    )
+    parser.add_argument("--cache", type=Path, help="keep extracted templates in a TemplateCache here")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     parser.add_argument(
         "--scores-only", action="store_true", help="only compare all-pairs scores with --baseline's (no timing)"
@@ -328,8 +430,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
-    templates, source = load_templates(args.folder, args.images)
-    baseline = load_baseline(args.baseline) if args.baseline else None
+    templates, source = load_templates(args.folder, args.images, cache=args.cache)
+    baseline = None
+    if args.baseline:
+        old_kernels = load_baseline(args.baseline)
+        old_match = load_baseline_match(args.baseline_match, old_kernels) if args.baseline_match else None
+        baseline = Baseline(old_kernels, old_match)
+    elif args.baseline_match:
+        parser.error("--baseline-match needs --baseline")
     if args.scores_only:
         if baseline is None:
             parser.error("--scores-only needs --baseline")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import concurrent.futures
 import math
 
+import naive_mcc
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import naive_mcc
 from ektp_biometrics.errors import ConfigurationError, TemplateFormatError
 from ektp_biometrics.fingerprint import _mcc_kernels as kernels
 from ektp_biometrics.fingerprint.match import (
@@ -25,7 +25,10 @@ from ektp_biometrics.fingerprint.match import (
     prepare_gallery,
     threshold,
 )
-from ektp_biometrics.fingerprint.match_params import DEFAULT_MATCH_PARAMETERS, MatchParameters
+from ektp_biometrics.fingerprint.match_params import (
+    DEFAULT_MATCH_PARAMETERS,
+    MatchParameters,
+)
 from ektp_biometrics.fingerprint.template import FingerprintTemplate, make_minutiae
 
 SIZE = 500
@@ -106,6 +109,7 @@ def test_local_similarity_and_score_equal_naive(seed: int) -> None:
     variants = (
         DEFAULT_MATCH_PARAMETERS,
         MatchParameters(max_direction_difference=math.pi / 2, rotation_gate=math.pi),  # the paper's gate, one pass
+        MatchParameters(direction_bins=5),  # 17 words: the kernel's generic path, not the 20-word one
     )
     for params in variants:
         packed = _kernel_params(params)[0]
@@ -145,6 +149,35 @@ def test_alignment_recovers_the_transform() -> None:
     params = MatchParameters(align_weight=1.0)
     assert match(a, b, params) > 0.8
     assert match(a, random_template(rng), params) < 0.2
+
+
+@pytest.mark.parametrize("seed", [30, 31, 32])
+def test_fill_leaves_the_maxima_of_a_sweep(seed: int) -> None:
+    """The row and column maxima found while filling the matrix are those a sweep over it finds
+    (first index of the largest positive value), and give the ungated selection's pairs."""
+    rng = np.random.default_rng(seed)
+    a = random_template(rng, n=int(rng.integers(15, 40)), margin=int(rng.integers(80, 180)))
+    b = transformed(a, rng, angle=rng.uniform(0, 2 * np.pi), shift=(4, 7), jitter=2.0, direction_jitter=0.1)
+    packed, _, _, roots = _kernel_params(DEFAULT_MATCH_PARAMETERS)
+    for u, v in ((a, b), (a, random_template(rng, n=25, margin=170))):
+        pu, pv = prepare(u), prepare(v)
+        na, nb = len(pu), len(pv)
+        sim = np.empty((na, nb), np.float32)
+        row_best, col_best, col_value = np.empty(na, np.int64), np.empty(nb, np.int64), np.empty(nb)
+        kernels._fill_local_similarity(
+            pu.words, pu.minutia, pv.words, pv.minutia, packed, roots, sim, row_best, col_best, col_value
+        )
+        np.testing.assert_array_equal(sim, kernels._local_similarity_bits(pu.words, pu.minutia, pv.words, pv.minutia, packed))
+        positive_rows, positive_cols = sim.max(axis=1) > 0, sim.max(axis=0) > 0
+        np.testing.assert_array_equal(row_best, np.where(positive_rows, sim.argmax(axis=1), -1))
+        np.testing.assert_array_equal(col_best, np.where(positive_cols, sim.argmax(axis=0), -1))
+        np.testing.assert_array_equal(col_value, np.where(positive_cols, sim.max(axis=0), 0.0))
+        # the selection from these maxima equals the one that sweeps the matrix itself
+        _, floats, ints = kernels._workspace(na, nb, 24)
+        ints[:na], ints[na : na + nb], floats[:nb] = row_best, col_best, col_value
+        taken_a, taken_b, count = kernels._take_pairs(sim, min(na, nb, 24), floats, ints)
+        got = list(zip(taken_a[:count].tolist(), taken_b[:count].tolist()))
+        assert got == naive_mcc.select_pairs(sim.astype(np.float64), min(na, nb, 24))
 
 
 def test_partial_masks_are_exercised() -> None:

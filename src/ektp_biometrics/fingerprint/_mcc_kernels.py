@@ -26,7 +26,7 @@ TWO_PI = 2.0 * math.pi
 if config.DISABLE_JIT:  # pragma: no cover - only under NUMBA_DISABLE_JIT=1 (coverage runs)
 
     def _popcount(x):  # type: ignore[no-redef]
-        return bin(int(x)).count("1")
+        return int(x).bit_count()
 
 else:
 
@@ -120,8 +120,7 @@ def _distance_to_hull(px: float, py: float, hull: np.ndarray) -> float:
         t = ((px - ax) * ex + (py - ay) * ey) / length2 if length2 > 0.0 else 0.0
         t = min(max(t, 0.0), 1.0)
         d = math.hypot(px - (ax + t * ex), py - (ay + t * ey))
-        if d < best:
-            best = d
+        best = min(best, d)
     return 0.0 if inside else best
 
 
@@ -276,6 +275,10 @@ P_ALIGN_MIN_OVERLAP = 16
 P_ALIGN_WEIGHT = 17
 P_ROTATION_PAIRS = 18
 N_PACKED = 19
+#: Words of the default cylinder (16 x 16 cells, 208 in the circle, 6 direction bins: 1,248 bits)
+#: and of its one-bit-per-cell masks; kernels specialize on them (see _fill_local_similarity).
+DEFAULT_WORDS = 20
+DEFAULT_CELL_WORDS = 4
 
 
 
@@ -297,22 +300,62 @@ def _fill_local_similarity(
     params: np.ndarray,
     roots: np.ndarray,
     out: np.ndarray,
+    row_best: np.ndarray,
+    col_best: np.ndarray,
+    col_value: np.ndarray,
 ) -> None:
     """Local similarity matrix of binary cylinders (MCC eq. 6 with the bit norms of section 5), into ``out``.
+
+    Also leaves what the ungated pair selection needs (:func:`_take_pairs`), found while the
+    entries are still in registers instead of in a second sweep over the matrix: ``row_best[i]``
+    the first column of row i's largest positive entry (-1 if none), ``col_best[j]`` the first row
+    of column j's largest positive entry (-1 if none) and ``col_value[j]`` that entry (0 if none).
 
     A pair is matchable when the directions differ by at most the maximum and enough cells are
     valid in both; its similarity is 1 - sqrt|a xor b| / (sqrt|a| + sqrt|b|) over the cells valid
     in both.  A cylinder whose cells are all valid needs no masking, which saves most popcounts.
     ``roots`` tabulates square roots of bit counts.  ``out`` is (nA, nB) float32.
     """
-    na = words_a.shape[0]
-    nb = words_b.shape[0]
     w_bits = int(params[P_WORDS])
     w_cells = int(params[P_CELL_WORDS])
+    if w_bits == DEFAULT_WORDS and w_cells == DEFAULT_CELL_WORDS:
+        # the default cylinder's word counts as constants: LLVM then unrolls the 20-word popcount
+        # loops into five 4-word vectors with one horizontal sum, no loop set-up or scalar tail
+        _fill_rows(
+            words_a, minutia_a, words_b, minutia_b, params, roots, out, row_best, col_best, col_value,
+            DEFAULT_WORDS, DEFAULT_CELL_WORDS,
+        )  # fmt: skip
+    else:
+        _fill_rows(
+            words_a, minutia_a, words_b, minutia_b, params, roots, out, row_best, col_best, col_value, w_bits, w_cells
+        )
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
+def _fill_rows(
+    words_a: np.ndarray,
+    minutia_a: np.ndarray,
+    words_b: np.ndarray,
+    minutia_b: np.ndarray,
+    params: np.ndarray,
+    roots: np.ndarray,
+    out: np.ndarray,
+    row_best: np.ndarray,
+    col_best: np.ndarray,
+    col_value: np.ndarray,
+    w_bits: int,
+    w_cells: int,
+) -> None:
+    """The body of :func:`_fill_local_similarity`, inlined once with constant word counts."""
+    na = words_a.shape[0]
+    nb = words_b.shape[0]
     full_cells = params[P_FULL_CELLS]
     min_cells = params[P_MIN_MATCHABLE_CELLS]
     max_turn = params[P_MAX_DIRECTION_DIFFERENCE]
     check_direction = max_turn < math.pi
+    for j in range(nb):
+        col_value[j] = 0.0
+        col_best[j] = -1
     for i in range(na):
         full_a = minutia_a[M_VALID_CELLS, i] == full_cells
         for j in range(nb):
@@ -341,15 +384,46 @@ def _fill_local_similarity(
                     common = float(np.int64(shared))
                 if common < min_cells:
                     continue
-                for w in range(w_bits):
-                    ca = words_a[i, w] & words_b[j, w_bits + w]
-                    cb = words_b[j, w] & words_a[i, w_bits + w]
-                    n_a += _popcount(ca)
-                    n_b += _popcount(cb)
-                    n_x += _popcount(ca ^ cb)
+                if full_a:  # b's mask alone decides the common cells; b counts whole
+                    n_b = np.uint64(minutia_b[M_SET_BITS, j])
+                    for w in range(w_bits):
+                        ca = words_a[i, w] & words_b[j, w_bits + w]
+                        n_a += _popcount(ca)
+                        n_x += _popcount(ca ^ words_b[j, w])
+                elif full_b:
+                    n_a = np.uint64(minutia_a[M_SET_BITS, i])
+                    for w in range(w_bits):
+                        cb = words_b[j, w] & words_a[i, w_bits + w]
+                        n_b += _popcount(cb)
+                        n_x += _popcount(words_a[i, w] ^ cb)
+                else:
+                    for w in range(w_bits):
+                        ca = words_a[i, w] & words_b[j, w_bits + w]
+                        cb = words_b[j, w] & words_a[i, w_bits + w]
+                        n_a += _popcount(ca)
+                        n_b += _popcount(cb)
+                        n_x += _popcount(ca ^ cb)
             denominator = _root(roots, n_a) + _root(roots, n_b)
             if denominator > 0.0:
                 out[i, j] = 1.0 - _root(roots, n_x) / denominator
+        # the maxima of the stored (float32) values while the row is in L1, in two branch-free
+        # loops that vectorize; ties keep the first index, as a sweep over the matrix would
+        row = out[i]
+        for j in range(nb):
+            v = float(row[j])
+            better = v > col_value[j]
+            col_value[j] = v if better else col_value[j]
+            col_best[j] = i if better else col_best[j]
+        top = np.float32(0.0)
+        for j in range(nb):
+            top = max(top, row[j])
+        best = -1
+        if top > 0.0:
+            for j in range(nb):
+                if row[j] == top:
+                    best = j
+                    break
+        row_best[i] = best
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -359,7 +433,10 @@ def _local_similarity_bits(
     """:func:`_fill_local_similarity` into a new (nA, nB) float32 array, values in [0, 1]."""
     out = np.empty((words_a.shape[0], words_b.shape[0]), np.float32)
     roots = np.sqrt(np.arange(64 * int(params[P_WORDS]) + 1).astype(np.float64))
-    _fill_local_similarity(words_a, minutia_a, words_b, minutia_b, params, roots, out)
+    row_best = np.empty(words_a.shape[0], np.int64)
+    col_best = np.empty(words_b.shape[0], np.int64)
+    col_value = np.empty(words_b.shape[0])
+    _fill_local_similarity(words_a, minutia_a, words_b, minutia_b, params, roots, out, row_best, col_best, col_value)
     return out
 
 
@@ -406,19 +483,29 @@ def _select_pairs(
     decreasing similarity (ties: rows' candidates first, then by index) unless a minutia is already
     used.  Returns (pairs_a, pairs_b, count), views into ``ints``.
     """
+    _gated_maxima(similarity, turn_cos, turn_sin, minutia_b, cos_gate, floats, ints)
+    return _take_pairs(similarity, limit, floats, ints)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _gated_maxima(
+    similarity: np.ndarray,
+    turn_cos: np.ndarray,
+    turn_sin: np.ndarray,
+    minutia_b: np.ndarray,
+    cos_gate: float,
+    floats: np.ndarray,
+    ints: np.ndarray,
+) -> None:
+    """Each row's and column's best admitted pair (see :func:`_select_pairs`), where
+    :func:`_take_pairs` reads them: ``ints[:nA]`` row_best, ``ints[nA:nA + nB]`` col_best,
+    ``floats[:nB]`` col_value (as :func:`_fill_local_similarity` leaves them for no gate)."""
     na = similarity.shape[0]
     nb = similarity.shape[1]
     n_all = na + nb
     col_value = floats[:nb]
-    cand_v = floats[nb : nb + n_all]
     row_best = ints[:na]
     col_best = ints[na:n_all]
-    cand_a = ints[n_all : 2 * n_all]
-    cand_b = ints[2 * n_all : 3 * n_all]
-    order = ints[3 * n_all : 4 * n_all]
-    used = ints[4 * n_all : 5 * n_all]  # a's minutiae, then b's
-    pairs_a = ints[5 * n_all : 5 * n_all + limit]
-    pairs_b = ints[5 * n_all + limit : 5 * n_all + 2 * limit]
     for j in range(nb):
         col_value[j] = 0.0
         col_best[j] = -1
@@ -426,7 +513,6 @@ def _select_pairs(
     cos_b = minutia_b[M_COS]
     sin_b = minutia_b[M_SIN]
     admitted = floats[floats.shape[0] - nb :]  # the workspace's last max_b floats, used by nothing else
-    n = 0
     for i in range(na):
         # three simple loops (gate, column maxima, row maximum) instead of one with a branch per
         # entry: the first two vectorize; the same pairs as one loop, 20-25 % faster
@@ -450,10 +536,32 @@ def _select_pairs(
                 best_value = admitted[j]
                 best = j
         row_best[i] = best
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _take_pairs(similarity: np.ndarray, limit: int, floats: np.ndarray, ints: np.ndarray):
+    """The pairs of :func:`_select_pairs` from the row and column maxima already in the workspace
+    (:func:`_gated_maxima` or :func:`_fill_local_similarity`)."""
+    na = similarity.shape[0]
+    nb = similarity.shape[1]
+    n_all = na + nb
+    col_value = floats[:nb]
+    cand_v = floats[nb : nb + n_all]
+    row_best = ints[:na]
+    col_best = ints[na:n_all]
+    cand_a = ints[n_all : 2 * n_all]
+    cand_b = ints[2 * n_all : 3 * n_all]
+    order = ints[3 * n_all : 4 * n_all]
+    used = ints[4 * n_all : 5 * n_all]  # a's minutiae, then b's
+    pairs_a = ints[5 * n_all : 5 * n_all + limit]
+    pairs_b = ints[5 * n_all + limit : 5 * n_all + 2 * limit]
+    n = 0
+    for i in range(na):
+        best = row_best[i]
         if best >= 0:
             cand_a[n] = i
             cand_b[n] = best
-            cand_v[n] = best_value
+            cand_v[n] = float(similarity[i, best])
             n += 1
     for j in range(nb):
         i = col_best[j]
@@ -534,10 +642,12 @@ def _relaxed_score(
     gate: float,
     floats: np.ndarray,
     ints: np.ndarray,
+    maxima_ready: bool = False,
 ):
     """LSS-R global score (MCC section 4.3) from a local similarity matrix, relaxing at most
     ``pair_limit`` pairs, among those whose rotation theta_a - theta_b is within ``gate`` of
-    ``rotation`` (``gate`` >= pi admits all).
+    ``rotation`` (``gate`` >= pi admits all).  ``maxima_ready``: no gate, and the row and column
+    maxima :func:`_fill_local_similarity` found are still in ``floats``/``ints``.
 
     ``tables``/``scales`` tabulate the distance, direction and radial compatibility sigmoids
     (:func:`sigmoid_tables`); ``floats``/``ints`` are scratch space from :func:`_workspace`.
@@ -560,17 +670,20 @@ def _relaxed_score(
     iterations = int(params[P_ITERATIONS])
     weight = params[P_WEIGHT]
     limit = min(smaller, pair_limit)
-    # cos/sin(theta_a - rotation) of a's minutiae, for the gate, from their stored cos/sin
     n_all = na + nb
-    turn_cos = floats[n_all + nb : n_all + nb + na]
-    turn_sin = floats[n_all + nb + na : n_all + nb + 2 * na]
-    cr = math.cos(rotation)
-    sr = math.sin(rotation)
-    for i in range(na):
-        turn_cos[i] = minutia_a[M_COS, i] * cr + minutia_a[M_SIN, i] * sr
-        turn_sin[i] = minutia_a[M_SIN, i] * cr - minutia_a[M_COS, i] * sr
-    cos_gate = math.cos(gate) if gate < math.pi else -2.0
-    sel_a, sel_b, n_r = _select_pairs(similarity, limit, turn_cos, turn_sin, minutia_b, cos_gate, floats, ints)
+    if maxima_ready:  # no gate, and the ungated maxima are where _take_pairs reads them
+        sel_a, sel_b, n_r = _take_pairs(similarity, limit, floats, ints)
+    else:
+        # cos/sin(theta_a - rotation) of a's minutiae, for the gate, from their stored cos/sin
+        turn_cos = floats[n_all + nb : n_all + nb + na]
+        turn_sin = floats[n_all + nb + na : n_all + nb + 2 * na]
+        cr = math.cos(rotation)
+        sr = math.sin(rotation)
+        for i in range(na):
+            turn_cos[i] = minutia_a[M_COS, i] * cr + minutia_a[M_SIN, i] * sr
+            turn_sin[i] = minutia_a[M_SIN, i] * cr - minutia_a[M_COS, i] * sr
+        cos_gate = math.cos(gate) if gate < math.pi else -2.0
+        sel_a, sel_b, n_r = _select_pairs(similarity, limit, turn_cos, turn_sin, minutia_b, cos_gate, floats, ints)
     if n_r == 0:
         return 0.0, 0.0, 0.0, 0.0
     base = n_all + nb + 2 * na
@@ -589,11 +702,21 @@ def _relaxed_score(
         for k in range(t + 1, n_r):
             ak = sel_a[k]
             bk = sel_b[k]
-            # no early exit when a term is 0: a branch per term mispredicts more than it saves
+            # a term past its table's end is exactly 0, and so is then the product of the finite,
+            # non-negative terms: skipping the rest gives the same +0.0 bit for bit.  Most pairs of
+            # pairs disagree in distance (every impostor comparison), so the branch predicts well
             r1 = _lookup(tables, scales, 0, abs(pairs_a[0, at, ak] - pairs_b[0, bt, bk]))
+            if r1 == 0.0:
+                rho[t, k] = 0.0
+                rho[k, t] = 0.0
+                continue
             da = minutia_a[M_THETA, at] - minutia_a[M_THETA, ak]
             db = minutia_b[M_THETA, bt] - minutia_b[M_THETA, bk]
             r12 = r1 * _lookup(tables, scales, 1, abs(_angle_difference(da, db)))
+            if r12 == 0.0:
+                rho[t, k] = 0.0
+                rho[k, t] = 0.0
+                continue
             ra = pairs_a[1, at, ak]
             rb = pairs_b[1, bt, bk]
             rho[t, k] = r12 * _lookup(tables, scales, 2, abs(_angle_difference(ra, rb)))
@@ -757,7 +880,10 @@ def _match_into(
     if na == 0 or nb == 0:
         return 0.0
     sim = similarity[: na * nb].reshape((na, nb))  # C-contiguous, unlike a 2-D slice
-    _fill_local_similarity(words_a, minutia_a, words_b, minutia_b, params, roots, sim)
+    # the fill leaves the ungated row and column maxima where the first pass's selection reads them
+    _fill_local_similarity(
+        words_a, minutia_a, words_b, minutia_b, params, roots, sim, ints[:na], ints[na : na + nb], floats[:nb]
+    )
     gate = params[P_ROTATION_GATE]
     rotation = 0.0
     if gate < math.pi:
@@ -765,11 +891,11 @@ def _match_into(
         # pairs near it (MCC's delta_theta gate, re-centred so any rotation is accepted)
         rotation = _relaxed_score(
             sim, minutia_a, pairs_a, minutia_b, pairs_b, params, tables, scales, int(params[P_ROTATION_PAIRS]),
-            0.0, math.pi, floats, ints,
+            0.0, math.pi, floats, ints, True,
         )[1]  # fmt: skip
     score, rotation, tx, ty = _relaxed_score(
         sim, minutia_a, pairs_a, minutia_b, pairs_b, params, tables, scales, int(params[P_MAX_RELAXATION_PAIRS]),
-        rotation, gate, floats, ints,
+        rotation, gate, floats, ints, gate >= math.pi,
     )  # fmt: skip
     weight = params[P_ALIGN_WEIGHT]
     if weight <= 0.0 or score <= 0.0:
