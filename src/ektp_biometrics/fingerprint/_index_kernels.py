@@ -14,7 +14,8 @@ import math
 import numpy as np
 from numba import njit
 
-from ._mcc_kernels import _popcount  # one popcount intrinsic (LLVM ctpop) for all bit kernels
+# One popcount intrinsic (LLVM ctpop) for all bit kernels.
+from ._mcc_kernels import _popcount
 
 TWO_PI = 2.0 * math.pi
 # Fast-math without nnan/ninf, as elsewhere in the library (STYLE.md, habit 10).
