@@ -6,9 +6,15 @@ pytest-benchmark::
 
 Runner (prints comparisons per CPU second on one pinned core, the acceptance number)::
 
-    git show 2d00ef3:src/ektp_biometrics/fingerprint/_mcc_kernels.py > /tmp/mcc_before.py
-    python benchmarks/bench_match.py --baseline /tmp/mcc_before.py --out docs/results/match_speed.json
-    python benchmarks/bench_match.py --baseline /tmp/mcc_before.py --folder fcj2020_p101-125 --images 1000 --scores-only
+    git show 0aac353:src/ektp_biometrics/fingerprint/_mcc_kernels.py > /tmp/mcc_before.py
+    git show 0aac353:src/ektp_biometrics/fingerprint/match.py > /tmp/match_before.py
+    python benchmarks/bench_match.py --baseline /tmp/mcc_before.py --baseline-match /tmp/match_before.py \
+        --cache /tmp/templates --repeat 9 --out docs/results/match_speed.json
+    python benchmarks/bench_match.py --baseline /tmp/mcc_before.py --baseline-match /tmp/match_before.py \
+        --cache /tmp/templates --folder fcj2020_p101-125 --images 1000 --scores-only
+
+(a kernel from before commit c53bb14 changed the template layout goes without ``--baseline-match``:
+its templates are then prepared by :func:`prepare_before`.)
 
 On a machine shared with other jobs, absolute rates drift by 2x between runs, so every figure is
 the median (and best) of interleaved repeats of thread CPU time in one process pinned to one core,
@@ -16,7 +22,9 @@ and the speed-up is measured against a baseline timed in the same loop:
 
 * ``--baseline FILE``: a previous ``_mcc_kernels.py`` (the module is self-contained: NumPy and
   Numba only).  It is loaded under a private name with Numba's on-disk cache off, its templates
-  are prepared the way its ``prepare`` did, and its scores are checked equal to the current ones.
+  are prepared the way its ``prepare`` did (``--baseline-match``: by that commit's ``match.py``
+  itself), and its scores are checked equal to the current ones.  Both are timed probe by probe,
+  interleaved, so that a burst of load from other jobs hits both sides alike.
 * a NumPy yardstick doing only the local-similarity step of the same comparisons (whole-array XOR
   and ``np.bitwise_count`` of the binary cylinders, the dominant cost of MCC).
 

@@ -30,9 +30,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Sequence, Union
 
 import numpy as np
 
@@ -254,27 +254,27 @@ def prepare(
     kx, ky, kt = x[keep], y_up[keep], theta[keep]
     dx = kx[:, None] - kx[None, :]
     dy = ky[:, None] - ky[None, :]
-    arrays = dict(
-        x=kx,
-        y_up=ky,
-        theta=kt,
-        index=keep,
-        values=np.ascontiguousarray(values[keep]) if float_cylinders else None,
-        words=np.ascontiguousarray(np.hstack([packed_bits, mask, cells])),
-        minutia=np.ascontiguousarray(
+    arrays = {
+        "x": kx,
+        "y_up": ky,
+        "theta": kt,
+        "index": keep,
+        "values": np.ascontiguousarray(values[keep]) if float_cylinders else None,
+        "words": np.ascontiguousarray(np.hstack([packed_bits, mask, cells])),
+        "minutia": np.ascontiguousarray(
             np.stack([kt, kernels._popcount_rows(packed_bits), valid_kept.sum(axis=1), kx, ky, np.cos(kt), np.sin(kt)])
         ).astype(np.float64),
-        pairs=np.ascontiguousarray(np.stack([np.hypot(dx, dy), kt[:, None] - np.arctan2(dy, dx)])),
-        points=np.ascontiguousarray(np.stack([x, y_up, theta], axis=1)),
-        hull=np.ascontiguousarray(kernels._convex_hull(x, y_up)),
-    )
+        "pairs": np.ascontiguousarray(np.stack([np.hypot(dx, dy), kt[:, None] - np.arctan2(dy, dx)])),
+        "points": np.ascontiguousarray(np.stack([x, y_up, theta], axis=1)),
+        "hull": np.ascontiguousarray(kernels._convex_hull(x, y_up)),
+    }
     for a in arrays.values():
         if a is not None:
             a.flags.writeable = False
     return MatchTemplate(**arrays, params=params, source_minutiae=len(template))
 
 
-TemplateLike = Union[FingerprintTemplate, MatchTemplate]
+TemplateLike = FingerprintTemplate | MatchTemplate
 
 
 def _as_prepared(t: TemplateLike, params: MatchParameters, name: str) -> MatchTemplate:
