@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
     tuning = ArraysParameters(prepared_cache_bytes=int(args.cache_gib * (1 << 30)))
     wall_start = time.perf_counter()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, Client(lc) as client:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}
+    ) as lc, Client(lc) as client:
         with Gallery.open(args.gallery, create=False, cluster=client, tuning=tuning) as g:
             if g.generation() != expected["generation"]:
                 raise SystemExit(f"the gallery changed since the scale run (generation {g.generation()} != {expected['generation']})")

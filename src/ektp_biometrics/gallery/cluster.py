@@ -22,7 +22,7 @@ Examples
 >>> from ektp_biometrics.fingerprint import FingerprintTemplate, make_minutiae
 >>> rng = np.random.default_rng(3)
 >>> fingers = [FingerprintTemplate(300, 300, make_minutiae(*rng.uniform(20, 280, (2, 30)), rng.uniform(0, 6.28, 30)), quality=80) for _ in range(4)]
->>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as lc, Client(lc) as client:
+>>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as lc, Client(lc) as client:
 ...     with Gallery.open(pathlib.Path(tempfile.mkdtemp()) / "g.db", cluster=client) as g:
 ...         for i, t in enumerate(fingers):
 ...             g.insert(Person(f"P{i}", fingers={2: t}))
