@@ -12,9 +12,10 @@ Stage two runs the full matcher (:func:`~ektp_biometrics.fingerprint.match.prepa
 :func:`~ektp_biometrics.fingerprint.match.match_many`) on the shortlist, so every returned score is
 exactly ``match(probe, enrolled)``.  The shortlist is adaptive: while the best full score stays
 below ``IndexParameters.confident_score`` it doubles, up to ``max_shortlist`` fingers, because the
-weak matches of small-overlap prints are exactly the ones the first stage ranks low.  The index keeps per finger only its codes and its minutiae and
-prepares shortlisted fingers again when needed (with a small least-recently-used cache), so a
-million fingers fit in well under a gigabyte.
+weak matches of small-overlap prints are exactly the ones the first stage ranks low.  The index
+keeps per finger only its codes and its minutiae and prepares shortlisted fingers again when
+needed (with a small least-recently-used cache), so a million fingers fit in well under a
+gigabyte.
 
 Examples
 --------
