@@ -190,7 +190,12 @@ class FaceIndex:
         return self.search_many([probe], k)[0]
 
     def search_many(self, probes: Sequence[FaceTemplate | np.ndarray] | np.ndarray, k: int = 10) -> list[list[Candidate]]:
-        """:meth:`search` for many probes, scoring up to 16 of them per pass over the gallery."""
+        """:meth:`search` for many probes, scoring up to 16 of them per pass over the gallery.
+
+        From 4 probes a pass uses BLAS products, whose last float32 bit can depend on the BLAS
+        library's threading state in the calling thread: scores may differ from :meth:`search`'s
+        by that rounding, never in anything larger.
+        """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigurationError(f"k must be a positive integer, got {k!r}")
         if isinstance(probes, np.ndarray) and probes.ndim == 2:
