@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gallery_scale import ROOT, candidate_json, planted_probes  # noqa: E402
+from gallery_scale import ROOT, candidate_json, planted_probes
 
-from ektp_biometrics.gallery import Gallery  # noqa: E402
-from ektp_biometrics.gallery.store import ArraysParameters  # noqa: E402
+from ektp_biometrics.gallery import Gallery
+from ektp_biometrics.gallery.store import ArraysParameters
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ektp_biometrics.errors import ConfigurationError, DependencyError, ExtractionError, ImageError, TemplateFormatError
+from ektp_biometrics.errors import (
+    ConfigurationError,
+    DependencyError,
+    ExtractionError,
+    ImageError,
+    TemplateFormatError,
+)
 from ektp_biometrics.face import FaceIndex, FaceTemplate, _models, evaluation, match
 from ektp_biometrics.face._image import as_rgb
 

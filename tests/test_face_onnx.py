@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx", reason="the onnx package (test extra) builds the test network")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
 
-from ektp_biometrics.face.embedders.onnx import OnnxEmbedder  # noqa: E402
+from ektp_biometrics.face.embedders.onnx import OnnxEmbedder
 
 CONV_OUT, KERNEL, STRIDE, DIMENSION = 8, 5, 4, 16
 

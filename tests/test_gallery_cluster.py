@@ -35,9 +35,8 @@ def client():
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-    ) as cluster:
-        with distributed.Client(cluster) as c:
-            yield c
+    ) as cluster, distributed.Client(cluster) as c:
+        yield c
 
 
 def test_cluster_equals_in_process(tmp_path: Path, client) -> None:

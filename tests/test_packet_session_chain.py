@@ -8,6 +8,7 @@ import base64
 import json
 
 import pytest
+from test_packet import DictRegistry, make_enrollment
 
 from ektp_biometrics import packet
 from ektp_biometrics.devices.enrollment import EnrollmentPolicy, EnrollmentSession
@@ -16,8 +17,6 @@ from ektp_biometrics.devices.sbi import EMPTY_HASH, chain_hash
 from ektp_biometrics.devices.simulated import SimulatedScanner, SyntheticFingers
 from ektp_biometrics.errors import PacketError
 from ektp_biometrics.packet import payload as payload_module
-
-from test_packet import DictRegistry, make_enrollment
 
 STATION_ID = "kec-bojonggede-02"
 PACKET_ID = "0b7e1f9c-3a55-4d7e-9a51-2f0c6a1d5e42"

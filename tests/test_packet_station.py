@@ -10,16 +10,20 @@ import time
 
 import numpy as np
 import pytest
+from test_packet_gallery import enrollment, plantable, policy, population
 
 from ektp_biometrics import packet
 from ektp_biometrics.cli import main as cli_main
 from ektp_biometrics.devices.enrollment import EnrollmentPolicy, EnrollmentSession
 from ektp_biometrics.devices.manager import DeviceManager
-from ektp_biometrics.devices.simulated import ImageFolderSource, SimulatedCamera, SimulatedScanner, SyntheticFingers
+from ektp_biometrics.devices.simulated import (
+    ImageFolderSource,
+    SimulatedCamera,
+    SimulatedScanner,
+    SyntheticFingers,
+)
 from ektp_biometrics.errors import PacketError
 from ektp_biometrics.gallery import Gallery
-
-from test_packet_gallery import enrollment, plantable, policy, population
 
 STATION_ID = "kec-citeureup-03"
 Status = packet.Status

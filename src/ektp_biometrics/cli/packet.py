@@ -151,7 +151,12 @@ def _release_parser(commands: argparse._SubParsersAction) -> None:
 
 def _release_command(args: argparse.Namespace) -> int:
     from ..gallery import Gallery
-    from ..packet import GallerySink, StationRegistry, load_center_key, release_duplicate
+    from ..packet import (
+        GallerySink,
+        StationRegistry,
+        load_center_key,
+        release_duplicate,
+    )
 
     keys = [load_center_key(path) for path in args.center_key]
     with Gallery.open(args.gallery, create=False) as gallery:
@@ -192,7 +197,13 @@ def _print(document: object) -> None:
 
 def _keygen_command(args: argparse.Namespace) -> int:
     from ..errors import PacketError
-    from ..packet import CenterKey, CenterSigningKey, StationKey, write_private_key, write_public_key
+    from ..packet import (
+        CenterKey,
+        CenterSigningKey,
+        StationKey,
+        write_private_key,
+        write_public_key,
+    )
 
     args.out.mkdir(parents=True, exist_ok=True)
     if args.center:
@@ -313,7 +324,15 @@ def _inspect_command(args: argparse.Namespace) -> int:
 
 
 def _import_command(args: argparse.Namespace) -> int:
-    from ..packet import GallerySink, JsonLinesSink, StationRegistry, import_packets, load_center_key, load_center_signing_key, write_receipts
+    from ..packet import (
+        GallerySink,
+        JsonLinesSink,
+        StationRegistry,
+        import_packets,
+        load_center_key,
+        load_center_signing_key,
+        write_receipts,
+    )
 
     if args.receipts is not None and args.center_sign_key is None:
         raise _usage("--receipts needs --center-sign-key (receipts are signed)")

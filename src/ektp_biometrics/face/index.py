@@ -12,8 +12,9 @@ over the gallery with one BLAS product per cache-sized block of rows.
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Hashable, Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class FaceIndex:
     def __len__(self) -> int:
         return self._size
 
-    def __contains__(self, id: Hashable) -> bool:  # noqa: A002 - the natural name
+    def __contains__(self, id: Hashable) -> bool:
         return id in self._row_of
 
     @property
@@ -139,7 +140,7 @@ class FaceIndex:
         scales[: self._size] = self._scales[: self._size]
         self._scales = scales
 
-    def add(self, id: Hashable, template: FaceTemplate | np.ndarray) -> None:  # noqa: A002
+    def add(self, id: Hashable, template: FaceTemplate | np.ndarray) -> None:
         """Enroll one template (or unit vector) under ``id``; an existing id raises ConfigurationError."""
         self.add_many([id], [template])
 
@@ -171,7 +172,7 @@ class FaceIndex:
         self._ids.extend(ids)
         self._size = stop
 
-    def remove(self, id: Hashable) -> None:  # noqa: A002
+    def remove(self, id: Hashable) -> None:
         """Withdraw ``id``; the last row moves into its place.  Unknown ids raise KeyError."""
         row = self._row_of.pop(id)
         last = self._size - 1

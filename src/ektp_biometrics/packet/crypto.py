@@ -33,31 +33,43 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.x25519 import (
+    X25519PrivateKey,
+    X25519PublicKey,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import PacketError
-from .payload import PersonRecord, _canonical_uuid, read_manifest, read_payload, validate_identifier
+from .payload import (
+    PersonRecord,
+    _canonical_uuid,
+    read_manifest,
+    read_payload,
+    validate_identifier,
+)
 
 __all__ = [
-    "PACKET_MAGIC",
     "PACKET_FORMAT_VERSION",
-    "StationKey",
+    "PACKET_MAGIC",
     "CenterKey",
+    "CenterSigningKey",
     "PacketHeader",
-    "seal_packet",
-    "parse_header",
-    "open_packet",
-    "write_private_key",
-    "write_public_key",
-    "load_station_key",
+    "StationKey",
     "load_center_key",
     "load_center_signing_key",
-    "CenterSigningKey",
-    "verify_ed25519",
     "load_public_key",
+    "load_station_key",
+    "open_packet",
+    "parse_header",
+    "seal_packet",
+    "verify_ed25519",
+    "write_private_key",
+    "write_public_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,7 +90,7 @@ class StationKey:
     private_key: Ed25519PrivateKey
 
     @classmethod
-    def generate(cls, station_id: str) -> "StationKey":
+    def generate(cls, station_id: str) -> StationKey:
         return cls(validate_identifier(station_id, "station id"), Ed25519PrivateKey.generate())
 
     def public_bytes(self) -> bytes:
@@ -96,7 +108,7 @@ class CenterKey:
     private_key: X25519PrivateKey
 
     @classmethod
-    def generate(cls) -> "CenterKey":
+    def generate(cls) -> CenterKey:
         return cls(X25519PrivateKey.generate())
 
     def public_bytes(self) -> bytes:
@@ -116,7 +128,7 @@ class CenterSigningKey:
     private_key: Ed25519PrivateKey
 
     @classmethod
-    def generate(cls) -> "CenterSigningKey":
+    def generate(cls) -> CenterSigningKey:
         return cls(Ed25519PrivateKey.generate())
 
     def public_bytes(self) -> bytes:

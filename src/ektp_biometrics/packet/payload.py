@@ -30,9 +30,10 @@ import json
 import re
 import struct
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,18 +42,18 @@ from .cbeff import FINGER_SUBTYPES, CbeffRecord, read_cbeff, write_cbeff
 
 __all__ = [
     "PAYLOAD_FORMAT_VERSION",
-    "FingerCapture",
-    "FaceCapture",
     "Enrollment",
+    "FaceCapture",
+    "FingerCapture",
     "FingerRecord",
     "PersonRecord",
+    "build_payload",
     "capture_hash_chain",
+    "read_payload",
     "session_chain_link",
     "session_from_record",
-    "build_payload",
-    "read_payload",
-    "validate_identifier",
     "validate_demographics",
+    "validate_identifier",
 ]
 
 PAYLOAD_FORMAT_VERSION = 2

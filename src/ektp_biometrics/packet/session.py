@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

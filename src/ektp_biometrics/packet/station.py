@@ -30,9 +30,10 @@ import os
 import sqlite3
 import tempfile
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .._files import atomic_write
 from ..errors import PacketError
@@ -42,7 +43,7 @@ from .importer import import_summary
 from .outbox import PACKET_SUFFIX, ExportResult, build_packet, export, write_packet
 from .payload import Enrollment, _canonical_uuid, validate_identifier
 
-__all__ = ["Status", "TRANSITIONS", "JournalEntry", "StatusChange", "FieldDedupReport", "StationJournal", "write_receipts", "read_receipts", "verify_receipts"]
+__all__ = ["TRANSITIONS", "FieldDedupReport", "JournalEntry", "StationJournal", "Status", "StatusChange", "read_receipts", "verify_receipts", "write_receipts"]
 
 RECEIPTS_FORMAT = "ektp-import-receipts"
 #: Version 2 adds the center's Ed25519 signature; unsigned version-1 receipts are no longer applied.
@@ -186,7 +187,7 @@ class StationJournal:
             self._db.close()
             self._db = None
 
-    def __enter__(self) -> "StationJournal":
+    def __enter__(self) -> StationJournal:
         return self
 
     def __exit__(self, *exc: object) -> None:
