@@ -419,14 +419,18 @@ class Gallery:
         actor = _check_actor(by)
 
         def body(conn: sqlite3.Connection) -> None:
-            if conn.execute("SELECT 1 FROM current WHERE person_id = ?", (person.person_id,)).fetchone():
-                raise GalleryError(f"person {person.person_id!r} is already in the gallery; use correct() to change it", "exists")
-            row = self._store_version(conn, person, 1)
-            conn.execute("INSERT INTO current (person_id, person_row) VALUES (?, ?)", (person.person_id, row))
-            self._audit(conn, actor, "insert", person.person_id, {"version": 1, "fingers": sorted(person.fingers)})
+            self._insert_first_version(conn, person, actor)
             self._bump(conn)
 
         self._write(body)
+
+    def _insert_first_version(self, conn: sqlite3.Connection, person: Person, actor: str) -> None:
+        """Version 1 of a new person, its ``current`` row and audit entry (inside the caller's transaction)."""
+        if conn.execute("SELECT 1 FROM current WHERE person_id = ?", (person.person_id,)).fetchone():
+            raise GalleryError(f"person {person.person_id!r} is already in the gallery; use correct() to change it", "exists")
+        row = self._store_version(conn, person, 1)
+        conn.execute("INSERT INTO current (person_id, person_row) VALUES (?, ?)", (person.person_id, row))
+        self._audit(conn, actor, "insert", person.person_id, {"version": 1, "fingers": sorted(person.fingers)})
 
     def insert_many(self, persons: Sequence[Person], *, by: str = "system") -> None:
         """Store several new persons in one transaction, all or none; durable when this returns.
@@ -456,13 +460,7 @@ class Gallery:
 
         def body(conn: sqlite3.Connection) -> None:
             for person in persons:
-                if conn.execute("SELECT 1 FROM current WHERE person_id = ?", (person.person_id,)).fetchone():
-                    raise GalleryError(
-                        f"person {person.person_id!r} is already in the gallery; use correct() to change it", "exists"
-                    )
-                row = self._store_version(conn, person, 1)
-                conn.execute("INSERT INTO current (person_id, person_row) VALUES (?, ?)", (person.person_id, row))
-                self._audit(conn, actor, "insert", person.person_id, {"version": 1, "fingers": sorted(person.fingers)})
+                self._insert_first_version(conn, person, actor)
             self._bump(conn)
 
         self._write(body)
