@@ -419,10 +419,8 @@ class Shard:
                 owners.append(index)
                 blobs.append(template.to_bytes("ektp"))
                 qualities.append(template.quality)
-        packed = {
-            pos: (np.asarray(o, np.int64), TemplateBytes.of_bytes(b), np.asarray(q, np.uint8)) for pos, (o, b, q) in sorted(fingers.items())
-        }
-        return cls([p.person_id for p in persons], packed, [p.face for p in persons])  # type: ignore[arg-type]
+        # __post_init__ packs each position's lists into arrays and TemplateBytes
+        return cls([p.person_id for p in persons], dict(sorted(fingers.items())), [p.face for p in persons])  # type: ignore[arg-type]
 
     def split(self, parts: int) -> list[Shard]:
         """``parts`` shards with every ``parts``-th live person each (all of a person's fingers stay together).
