@@ -147,6 +147,17 @@ def timed(work):  # type: ignore[no-untyped-def]
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def timed_identify(g: Gallery, probes: list) -> tuple[list, list[float], list[float]]:  # type: ignore[type-arg]
+    """Each probe's top 10 from ``g.identify``, with the wall and CPU seconds of each search."""
+    found, walls, cpus = [], [], []
+    for probe in probes:
+        top, wall, cpu = timed(lambda probe=probe: g.identify(probe, k=10))
+        found.append(top)
+        walls.append(wall)
+        cpus.append(cpu)
+    return found, walls, cpus
+
+
 def shard_heap_bytes(g: Gallery) -> int:
     """Heap bytes of the in-process shard: ids, per-slot arrays, per-finger arrays and template slices."""
     shard = g.shard()
@@ -195,12 +206,7 @@ def measure(args: argparse.Namespace) -> int:
     print(json.dumps(result), flush=True)
     probes, mates = planted_probes(args.probes, persons)
     g.identify(probes[0], k=10)  # compiles what is not yet compiled in this process
-    walls, cpus, indexed = [], [], []
-    for probe in probes:
-        found, wall, cpu = timed(lambda probe=probe: g.identify(probe, k=10))
-        walls.append(wall)
-        cpus.append(cpu)
-        indexed.append(found)
+    indexed, walls, cpus = timed_identify(g, probes)
     hits = [bool(found) and found[0].person_id == mate for found, mate in zip(indexed, mates)]
     result["identify_indexed"] = {
         "probes": len(probes), "wall_s_median": statistics.median(walls), "cpu_s_median": statistics.median(cpus),
@@ -219,12 +225,7 @@ def measure(args: argparse.Namespace) -> int:
         g.prepare_search()
     if args.exhaustive:
         with Gallery.open(args.gallery, create=False, tuning=tuning) as full:
-            walls, cpus, exhaustive = [], [], []
-            for probe in probes:
-                found, wall, cpu = timed(lambda probe=probe: full.identify(probe, k=10))
-                walls.append(wall)
-                cpus.append(cpu)
-                exhaustive.append(found)
+            exhaustive, walls, cpus = timed_identify(full, probes)
         same_rank1 = [bool(a) and bool(b) and a[0] == b[0] for a, b in zip(indexed, exhaustive)]
         same_list = [a == b for a, b in zip(indexed, exhaustive)]
         result["identify_exhaustive"] = {
