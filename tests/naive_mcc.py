@@ -151,8 +151,8 @@ def lss_r(similarity, xa, ya, ta, xb, yb, tb, params: MatchParameters, limit: in
     na, nb = similarity.shape
     if na == 0 or nb == 0:
         return 0.0, 0.0, 0.0, 0.0
-    n_p = params.min_pairs + int(
-        round(sigmoid(min(na, nb), params.pairs_sigmoid_center, params.pairs_sigmoid_steepness) * (params.max_pairs - params.min_pairs))
+    n_p = params.min_pairs + round(
+        sigmoid(min(na, nb), params.pairs_sigmoid_center, params.pairs_sigmoid_steepness) * (params.max_pairs - params.min_pairs)
     )
     limit = params.max_relaxation_pairs if limit is None else limit
     pairs = select_pairs(similarity, min(na, nb, limit))
@@ -240,3 +240,83 @@ def match(xa, ya, ta, xb, yb, tb, params: MatchParameters) -> float:
         return score
     aligned = alignment_score(np.stack([xa, ya, ta], 1), np.stack([xb, yb, tb], 1), rotation, tx, ty, params)
     return (1 - params.align_weight) * score + params.align_weight * aligned
+
+
+def cylinders_cell_outer():
+    """The cell-outer loop ``_build_cylinders`` ran until the neighbour-outer rewrite, compiled
+    with the kernels' fast-math flags: the exact twin the rewrite must reproduce bit for bit
+    (summing each cell's terms in the same order gives the same floats).  Returns the jitted
+    function, with ``_build_cylinders``'s arguments and results."""
+    from numba import njit
+
+    from ektp_biometrics.fingerprint import _mcc_kernels as k
+
+    @njit(nogil=True, fastmath=k.FASTMATH)
+    def build(x, y, theta, cell_a, cell_b, cell_size, direction_bins, sigma_space, sigma_direction, cell_threshold,
+              cell_steepness, hull_margin, cylinder_radius, min_valid_cell_fraction, min_neighbour_minutiae,
+              with_values):  # fmt: skip
+        n = x.shape[0]
+        n_cells = cell_a.shape[0]
+        values = np.zeros((n, n_cells * direction_bins if with_values else 0), np.float32)
+        bits = np.zeros((n, n_cells * direction_bins), np.bool_)
+        cell_valid = np.zeros((n, n_cells), np.bool_)
+        cylinder_valid = np.zeros(n, np.bool_)
+        if n == 0:
+            return values, bits, cell_valid, cylinder_valid
+        hull = k._convex_hull(x, y)
+        neighbourhood = 3.0 * sigma_space
+        gauss_norm = 1.0 / (sigma_space * math.sqrt(k.TWO_PI))
+        inv_two_sigma2 = 1.0 / (2.0 * sigma_space * sigma_space)
+        bin_width = k.TWO_PI / direction_bins
+        erf_scale = 1.0 / (sigma_direction * math.sqrt(2.0))
+        contrib = np.zeros(direction_bins)
+        directional = np.zeros((n, direction_bins))
+        for m in range(n):
+            c = math.cos(theta[m])
+            s = math.sin(theta[m])
+            for t in range(n):
+                relative = k._angle_difference(theta[m], theta[t])
+                for kk in range(direction_bins):
+                    centre = -math.pi + (kk + 0.5) * bin_width
+                    alpha = k._angle_difference(centre, relative)
+                    directional[t, kk] = 0.5 * (
+                        math.erf((alpha + 0.5 * bin_width) * erf_scale)
+                        - math.erf((alpha - 0.5 * bin_width) * erf_scale)
+                    )
+            n_valid = 0
+            for cell in range(n_cells):
+                px = x[m] + cell_size * (c * cell_a[cell] - s * cell_b[cell])
+                py = y[m] + cell_size * (s * cell_a[cell] + c * cell_b[cell])
+                if k._distance_to_hull(px, py, hull) > hull_margin:
+                    continue
+                cell_valid[m, cell] = True
+                n_valid += 1
+                for kk in range(direction_bins):
+                    contrib[kk] = 0.0
+                for t in range(n):
+                    if t == m:
+                        continue
+                    dx = x[t] - px
+                    dy = y[t] - py
+                    d2 = dx * dx + dy * dy
+                    if d2 > neighbourhood * neighbourhood:
+                        continue
+                    spatial = gauss_norm * math.exp(-d2 * inv_two_sigma2)
+                    for kk in range(direction_bins):
+                        contrib[kk] += spatial * directional[t, kk]
+                for kk in range(direction_bins):
+                    v = contrib[kk]
+                    if with_values:
+                        values[m, cell * direction_bins + kk] = 1.0 / (
+                            1.0 + math.exp(-cell_steepness * (v - cell_threshold))
+                        )
+                    bits[m, cell * direction_bins + kk] = v >= cell_threshold
+            neighbours = 0
+            reach = cylinder_radius + neighbourhood
+            for t in range(n):
+                if t != m and (x[t] - x[m]) ** 2 + (y[t] - y[m]) ** 2 <= reach * reach:
+                    neighbours += 1
+            cylinder_valid[m] = n_valid >= min_valid_cell_fraction * n_cells and neighbours >= min_neighbour_minutiae
+        return values, bits, cell_valid, cylinder_valid
+
+    return build

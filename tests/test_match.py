@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import math
 
 import naive_mcc
@@ -98,6 +99,70 @@ def test_cylinders_equal_naive(seed: int) -> None:
     np.testing.assert_array_equal(bits_only, k_bits)
     np.testing.assert_array_equal(cells_only, k_cells)
     np.testing.assert_array_equal(valid_only, k_valid)
+
+
+_CELL_OUTER = None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 70),
+    spread=st.sampled_from([40.0, 150.0, 400.0]),
+    variant=st.sampled_from(
+        [
+            {},
+            {"hull_margin": 0.0},
+            {"hull_margin": 12.5, "direction_bins": 5},
+            {"cells_per_side": 9, "sigma_space": 11.0},
+            {"cylinder_radius": 40.0, "cells_per_side": 12, "min_valid_cell_fraction": 0.2},
+        ]
+    ),
+)
+def test_cylinders_equal_the_cell_outer_loop_bit_for_bit(seed: int, n: int, spread: float, variant: dict) -> None:
+    """The neighbour-outer loop of _build_cylinders gives every bit, cell and float value of the
+    cell-outer loop it replaced (the calibration tables were measured with those bits)."""
+    global _CELL_OUTER
+    if _CELL_OUTER is None:
+        _CELL_OUTER = naive_mcc.cylinders_cell_outer()
+    rng = np.random.default_rng(seed)
+    params = dataclasses.replace(DEFAULT_MATCH_PARAMETERS, **variant)
+    x, y = rng.uniform(0, spread, (2, n))
+    theta = rng.uniform(0, 2 * np.pi, n)
+    if n > 3:  # duplicated points and directions, and collinear ones, happen in real templates
+        x[1], y[1], theta[2] = x[0], y[0], theta[0]
+    a, b = _cell_layout(params)
+    for with_values in (False, True):
+        args = (
+            x, y, theta, a, b, params.cell_size, params.direction_bins, params.sigma_space, params.sigma_direction,
+            params.cell_threshold, params.cell_steepness, params.hull_margin, params.cylinder_radius,
+            params.min_valid_cell_fraction, params.min_neighbour_minutiae, with_values,
+        )  # fmt: skip
+        for new, old in zip(kernels._build_cylinders(*args), _CELL_OUTER(*args)):
+            assert new.dtype == old.dtype and new.shape == old.shape
+            assert new.tobytes() == old.tobytes()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 40), bins=st.integers(2, 9), cells=st.integers(1, 300))
+def test_pack_valid_equals_pack_bits(seed: int, n: int, bins: int, cells: int) -> None:
+    """prepare's one-pass packing equals the separate _pack_bits of the bits, mask and cells."""
+    rng = np.random.default_rng(seed)
+    bits = rng.random((n, cells * bins)) < 0.1
+    cell_valid = rng.random((n, cells)) < 0.8
+    cylinder_valid = rng.random(n) < 0.7
+    keep, words, set_bits, valid_cells = kernels._pack_valid(bits, cell_valid, cylinder_valid, bins)
+    np.testing.assert_array_equal(keep, np.flatnonzero(cylinder_valid))
+    n_words = -(-cells * bins // 64)
+    kept = cell_valid[keep]
+    expected = np.hstack([
+        kernels._pack_bits(np.ascontiguousarray(bits[keep]), n_words),
+        kernels._pack_bits(np.ascontiguousarray(np.repeat(kept, bins, axis=1)), n_words),
+        kernels._pack_bits(np.ascontiguousarray(kept), -(-cells // 64)),
+    ])  # fmt: skip
+    np.testing.assert_array_equal(words, expected)
+    np.testing.assert_array_equal(set_bits, bits[keep].sum(axis=1))
+    np.testing.assert_array_equal(valid_cells, kept.sum(axis=1))
 
 
 @pytest.mark.parametrize("seed", [3, 4, 5, 6])

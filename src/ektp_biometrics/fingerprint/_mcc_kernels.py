@@ -124,6 +124,60 @@ def _distance_to_hull(px: float, py: float, hull: np.ndarray) -> float:
     return 0.0 if inside else best
 
 
+@njit(cache=True, nogil=True)
+def _hull_edges(hull: np.ndarray) -> np.ndarray:
+    """(H, 5) start x, start y, dx, dy and squared length of each hull edge, as _distance_to_hull
+    computes them."""
+    h = hull.shape[0]
+    edges = np.empty((h, 5))
+    for e in range(h):
+        edges[e, 0] = hull[e, 0]
+        edges[e, 1] = hull[e, 1]
+        edges[e, 2] = hull[(e + 1) % h, 0] - hull[e, 0]
+        edges[e, 3] = hull[(e + 1) % h, 1] - hull[e, 1]
+    for e in range(h):
+        edges[e, 4] = edges[e, 2] * edges[e, 2] + edges[e, 3] * edges[e, 3]
+    return edges
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _within_hull_margin(px: float, py: float, hull: np.ndarray, edges: np.ndarray, margin: float) -> bool:
+    """``_distance_to_hull(px, py, hull) <= margin`` without the distances of inside points.
+
+    Same arithmetic as :func:`_distance_to_hull` (``edges`` from :func:`_hull_edges`): a point
+    no edge has on its right is inside (distance 0); otherwise the distance is the least edge
+    distance, which is within ``margin`` as soon as one edge's is.
+    """
+    h = hull.shape[0]
+    if h < 3:
+        return not _distance_to_hull(px, py, hull) > margin
+    inside = True
+    for e in range(h):
+        if edges[e, 2] * (py - edges[e, 1]) - edges[e, 3] * (px - edges[e, 0]) < 0.0:
+            inside = False
+            break
+    if inside:
+        return not 0.0 > margin
+    margin2 = margin * margin
+    for e in range(h):
+        ax = edges[e, 0]
+        ay = edges[e, 1]
+        ex = edges[e, 2]
+        ey = edges[e, 3]
+        length2 = edges[e, 4]
+        t = ((px - ax) * ex + (py - ay) * ey) / length2 if length2 > 0.0 else 0.0
+        t = min(max(t, 0.0), 1.0)
+        dx = px - (ax + t * ex)
+        dy = py - (ay + t * ey)
+        d2 = dx * dx + dy * dy
+        # hypot only near the margin: elsewhere the squares decide the same way by far
+        if d2 < margin2 * (1.0 - 1e-9):
+            return True
+        if d2 <= margin2 * (1.0 + 1e-9) and not math.hypot(dx, dy) > margin:
+            return True
+    return False
+
+
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def _build_cylinders(
     x: np.ndarray,
@@ -148,8 +202,14 @@ def _build_cylinders(
     Returns ``(values, bits, cell_valid, cylinder_valid)``: ``values`` (n, C*ND) float32 sigmoid
     cell values (0 in invalid cells), or (n, 0) unless ``with_values``; ``bits`` (n, C*ND) bool
     step values; ``cell_valid`` (n, C) bool; ``cylinder_valid`` (n,) bool; C is the number of
-    in-circle cells.  The directional term of a neighbour depends on the two minutiae only, not
-    on the cell, so it is computed once per pair (n x ND erf pairs instead of one per cell).
+    in-circle cells.
+
+    A cell sums the contributions of the minutiae within 3 sigma_S of its centre, in ascending
+    minutia order (``tests/naive_mcc.py`` loops cells outer, minutiae inner).  Here the minutiae
+    are the outer loop and each visits only the cells of its 3 sigma_S box on the cell grid, so
+    every cell still adds the same terms in the same order: the float sums, and so every bit, are
+    those of the cell-outer loop.  The directional term of a neighbour depends on the two
+    minutiae only, so it is computed once per pair, and only for minutiae that can reach a cell.
     """
     n = x.shape[0]
     n_cells = cell_a.shape[0]
@@ -157,58 +217,113 @@ def _build_cylinders(
     bits = np.zeros((n, n_cells * direction_bins), np.bool_)
     cell_valid = np.zeros((n, n_cells), np.bool_)
     cylinder_valid = np.zeros(n, np.bool_)
-    if n == 0:
+    if n == 0 or n_cells == 0:
         return values, bits, cell_valid, cylinder_valid
     hull = _convex_hull(x, y)
+    edges = _hull_edges(hull)
     neighbourhood = 3.0 * sigma_space
     gauss_norm = 1.0 / (sigma_space * math.sqrt(TWO_PI))
     inv_two_sigma2 = 1.0 / (2.0 * sigma_space * sigma_space)
     bin_width = TWO_PI / direction_bins
     erf_scale = 1.0 / (sigma_direction * math.sqrt(2.0))
-    contrib = np.zeros(direction_bins)
-    directional = np.zeros((n, direction_bins))
+    # the cell grid: cell offsets are whole or half-whole numbers one apart
+    a_min = cell_a.min()
+    b_min = cell_b.min()
+    side_a = round(cell_a.max() - a_min) + 1
+    side_b = round(cell_b.max() - b_min) + 1
+    grid = np.full((side_a, side_b), -1, np.int64)
+    for cell in range(n_cells):
+        grid[round(cell_a[cell] - a_min), round(cell_b[cell] - b_min)] = cell
+    box = neighbourhood / cell_size + 0.01  # cells, with a margin far above rounding errors
+    # a contributing minutia is within R + 3 sigma_S of the centre (a cell's width to spare)
+    reach = cylinder_radius + neighbourhood
+    far = reach + cell_size
+    far2 = far * far
+    # The minutia is in the hull, so a cell whose centre is within the margin of it is within the
+    # margin of the hull: no need to measure (the band of 1e-6 dwarfs rounding in the centres).
+    near_centre = np.empty(n_cells, np.bool_)
+    for cell in range(n_cells):
+        offset2 = (cell_a[cell] * cell_a[cell] + cell_b[cell] * cell_b[cell]) * cell_size * cell_size
+        near_centre[cell] = offset2 <= hull_margin * hull_margin * (1.0 - 1e-6)
+    px = np.empty(n_cells)
+    py = np.empty(n_cells)
+    inside = np.zeros(n_cells, np.bool_)
+    contrib = np.zeros((n_cells, direction_bins))
+    directional = np.zeros(direction_bins)
+    near = np.empty(n, np.int64)
     for m in range(n):
         c = math.cos(theta[m])
         s = math.sin(theta[m])
-        for t in range(n):
-            relative = _angle_difference(theta[m], theta[t])
-            for k in range(direction_bins):
-                centre = -math.pi + (k + 0.5) * bin_width
-                alpha = _angle_difference(centre, relative)
-                directional[t, k] = 0.5 * (
-                    math.erf((alpha + 0.5 * bin_width) * erf_scale) - math.erf((alpha - 0.5 * bin_width) * erf_scale)
-                )
         n_valid = 0
         for cell in range(n_cells):
-            px = x[m] + cell_size * (c * cell_a[cell] - s * cell_b[cell])
-            py = y[m] + cell_size * (s * cell_a[cell] + c * cell_b[cell])
-            if _distance_to_hull(px, py, hull) > hull_margin:
+            px[cell] = x[m] + cell_size * (c * cell_a[cell] - s * cell_b[cell])
+            py[cell] = y[m] + cell_size * (s * cell_a[cell] + c * cell_b[cell])
+            inside[cell] = near_centre[cell] or _within_hull_margin(px[cell], py[cell], hull, edges, hull_margin)
+            if inside[cell]:
+                cell_valid[m, cell] = True
+                n_valid += 1
+            for k in range(direction_bins):
+                contrib[cell, k] = 0.0
+        neighbours = 0
+        n_near = 0
+        for t in range(n):
+            if t == m:
                 continue
-            cell_valid[m, cell] = True
-            n_valid += 1
-            for k in range(direction_bins):
-                contrib[k] = 0.0
-            for t in range(n):
-                if t == m:
+            if (x[t] - x[m]) ** 2 + (y[t] - y[m]) ** 2 <= reach * reach:
+                neighbours += 1
+            rx = x[t] - x[m]
+            ry = y[t] - y[m]
+            if rx * rx + ry * ry <= far2:
+                near[n_near] = t
+                n_near += 1
+        for i in range(n_near):
+            t = near[i]
+            have_directional = False
+            # t in the cylinder's frame, in cells: along (c, s) and (-s, c)
+            rx = x[t] - x[m]
+            ry = y[t] - y[m]
+            ga = (c * rx + s * ry) / cell_size - a_min
+            gb = (c * ry - s * rx) / cell_size - b_min
+            i0 = max(math.floor(ga - box), 0)
+            i1 = min(math.ceil(ga + box), side_a - 1)
+            for gi in range(i0, i1 + 1):
+                # the row's chord of the 3 sigma_S circle around t
+                half2 = box * box - (gi - ga) * (gi - ga)
+                if half2 < 0.0:
                     continue
-                dx = x[t] - px
-                dy = y[t] - py
-                d2 = dx * dx + dy * dy
-                if d2 > neighbourhood * neighbourhood:
-                    continue
-                spatial = gauss_norm * math.exp(-d2 * inv_two_sigma2)
-                for k in range(direction_bins):
-                    contrib[k] += spatial * directional[t, k]
+                half = math.sqrt(half2)
+                j0 = max(math.floor(gb - half), 0)
+                j1 = min(math.ceil(gb + half), side_b - 1)
+                for gj in range(j0, j1 + 1):
+                    cell = grid[gi, gj]
+                    if cell < 0 or not inside[cell]:
+                        continue
+                    dx = x[t] - px[cell]
+                    dy = y[t] - py[cell]
+                    d2 = dx * dx + dy * dy
+                    if d2 > neighbourhood * neighbourhood:
+                        continue
+                    if not have_directional:  # once per pair, and only for a minutia that reaches a cell
+                        have_directional = True
+                        relative = _angle_difference(theta[m], theta[t])
+                        for k in range(direction_bins):
+                            centre = -math.pi + (k + 0.5) * bin_width
+                            alpha = _angle_difference(centre, relative)
+                            directional[k] = 0.5 * (
+                                math.erf((alpha + 0.5 * bin_width) * erf_scale)
+                                - math.erf((alpha - 0.5 * bin_width) * erf_scale)
+                            )
+                    spatial = gauss_norm * math.exp(-d2 * inv_two_sigma2)
+                    for k in range(direction_bins):
+                        contrib[cell, k] += spatial * directional[k]
+        for cell in range(n_cells):
+            if not inside[cell]:
+                continue
             for k in range(direction_bins):
-                v = contrib[k]
+                v = contrib[cell, k]
                 if with_values:
                     values[m, cell * direction_bins + k] = 1.0 / (1.0 + math.exp(-cell_steepness * (v - cell_threshold)))
                 bits[m, cell * direction_bins + k] = v >= cell_threshold
-        neighbours = 0
-        reach = cylinder_radius + neighbourhood
-        for t in range(n):
-            if t != m and (x[t] - x[m]) ** 2 + (y[t] - y[m]) ** 2 <= reach * reach:
-                neighbours += 1
         cylinder_valid[m] = n_valid >= min_valid_cell_fraction * n_cells and neighbours >= min_neighbour_minutiae
     return values, bits, cell_valid, cylinder_valid
 
@@ -223,6 +338,48 @@ def _pack_bits(bits: np.ndarray, n_words: int) -> np.ndarray:
             if bits[i, b]:
                 out[i, b // 64] |= np.uint64(1) << np.uint64(b % 64)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _pack_valid(bits: np.ndarray, cell_valid: np.ndarray, cylinder_valid: np.ndarray, direction_bins: int):
+    """The packed words of the valid cylinders, as ``prepare`` stores them, in one pass.
+
+    Returns ``(keep, words, set_bits, valid_cells)``: ``keep`` (V,) int32 indices of the valid
+    cylinders; ``words`` (V, 2W + Wc) uint64, the binary cylinder, its mask (the bits of the
+    direction bins of valid cells) and a bit per valid cell, packed as :func:`_pack_bits` packs;
+    ``set_bits`` and ``valid_cells`` (V,) int64 counts.
+    """
+    n_bits = bits.shape[1]
+    n_cells = cell_valid.shape[1]
+    n_words = (n_bits + 63) // 64
+    n_cell_words = (n_cells + 63) // 64
+    n_keep = 0
+    for i in range(cylinder_valid.shape[0]):
+        if cylinder_valid[i]:
+            n_keep += 1
+    keep = np.empty(n_keep, np.int32)
+    words = np.zeros((n_keep, 2 * n_words + n_cell_words), np.uint64)
+    set_bits = np.zeros(n_keep, np.int64)
+    valid_cells = np.zeros(n_keep, np.int64)
+    v = 0
+    one = np.uint64(1)
+    for i in range(cylinder_valid.shape[0]):
+        if not cylinder_valid[i]:
+            continue
+        keep[v] = i
+        for b in range(n_bits):
+            if bits[i, b]:
+                words[v, b // 64] |= one << np.uint64(b % 64)
+                set_bits[v] += 1
+        for cell in range(n_cells):
+            if cell_valid[i, cell]:
+                valid_cells[v] += 1
+                words[v, 2 * n_words + cell // 64] |= one << np.uint64(cell % 64)
+                for k in range(direction_bins):
+                    b = cell * direction_bins + k
+                    words[v, n_words + b // 64] |= one << np.uint64(b % 64)
+        v += 1
+    return keep, words, set_bits, valid_cells
 
 
 @njit(cache=True, nogil=True)

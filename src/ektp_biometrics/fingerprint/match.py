@@ -245,28 +245,32 @@ def prepare(
         params.min_neighbour_minutiae,
         bool(float_cylinders),
     )
-    keep = np.flatnonzero(cylinder_valid).astype(np.int32)
-    n_words = -(-bits.shape[1] // 64)
-    valid_kept = np.ascontiguousarray(cell_valid[keep])
-    packed_bits = kernels._pack_bits(np.ascontiguousarray(bits[keep]), n_words)
-    mask = kernels._pack_bits(np.ascontiguousarray(np.repeat(valid_kept, params.direction_bins, axis=1)), n_words)
-    cells = kernels._pack_bits(valid_kept, -(-valid_kept.shape[1] // 64))
+    keep, words, set_bits, valid_cells = kernels._pack_valid(bits, cell_valid, cylinder_valid, params.direction_bins)
     kx, ky, kt = x[keep], y_up[keep], theta[keep]
+    minutia = np.empty((kernels.N_MINUTIA_ROWS, keep.shape[0]))
+    minutia[kernels.M_THETA] = kt
+    minutia[kernels.M_SET_BITS] = set_bits
+    minutia[kernels.M_VALID_CELLS] = valid_cells
+    minutia[kernels.M_X] = kx
+    minutia[kernels.M_Y_UP] = ky
+    np.cos(kt, out=minutia[kernels.M_COS])
+    np.sin(kt, out=minutia[kernels.M_SIN])
     dx = kx[:, None] - kx[None, :]
     dy = ky[:, None] - ky[None, :]
+    pairs = np.empty((2, keep.shape[0], keep.shape[0]))
+    np.hypot(dx, dy, out=pairs[0])
+    np.subtract(kt[:, None], np.arctan2(dy, dx), out=pairs[1])
     arrays = {
         "x": kx,
         "y_up": ky,
         "theta": kt,
         "index": keep,
         "values": np.ascontiguousarray(values[keep]) if float_cylinders else None,
-        "words": np.ascontiguousarray(np.hstack([packed_bits, mask, cells])),
-        "minutia": np.ascontiguousarray(
-            np.stack([kt, kernels._popcount_rows(packed_bits), valid_kept.sum(axis=1), kx, ky, np.cos(kt), np.sin(kt)])
-        ).astype(np.float64),
-        "pairs": np.ascontiguousarray(np.stack([np.hypot(dx, dy), kt[:, None] - np.arctan2(dy, dx)])),
-        "points": np.ascontiguousarray(np.stack([x, y_up, theta], axis=1)),
-        "hull": np.ascontiguousarray(kernels._convex_hull(x, y_up)),
+        "words": words,
+        "minutia": minutia,
+        "pairs": pairs,
+        "points": np.stack([x, y_up, theta], axis=1),
+        "hull": kernels._convex_hull(x, y_up),
     }
     for a in arrays.values():
         if a is not None:
