@@ -293,8 +293,10 @@ def test_save_load_round_trip_and_damage(prints, tmp_path):
     again = FingerprintIndex.load(path, threads=2)
     assert len(again) == 2 and "b" not in again
     assert again.search(prints.template(5), k=2) == index.search(prints.template(5), k=2)
+    # search-time tunables do not change what is stored; code parameters do
+    assert len(FingerprintIndex.load(path, IndexParameters(shortlist=3, person_shortlist=5), threads=1)) == 2
     with pytest.raises(ConfigurationError, match="other IndexParameters"):
-        FingerprintIndex.load(path, IndexParameters(shortlist=3))
+        FingerprintIndex.load(path, IndexParameters(code_seed=3))
     (tmp_path / "junk.npz").write_bytes(b"not a zip file")
     with pytest.raises(TemplateFormatError):
         FingerprintIndex.load(tmp_path / "junk.npz")
@@ -322,6 +324,115 @@ def test_search_person_finds_the_person_and_fuses_evidence(prints):
     assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
     # positions restrict the search: finger 7's probe never matches a position-2 finger
     assert all(c.position == 7 for c in index.search(probes[7], k=5, position=7))
+
+
+def test_score_chunk_matches_naive_and_rank_chunk(prints):
+    gallery = [cylinder_codes(prints.template(i)) for i in range(0, 120, 2)]
+    probe = cylinder_codes(prints.template(7), limit=64)
+    counts = np.array([g.shape[0] for g in gallery], dtype=np.uint8)
+    starts = np.concatenate([[0], np.cumsum(counts.astype(np.int64))[:-1]])
+    codes = np.concatenate(gallery)
+    eligible = np.ones(len(gallery), dtype=np.bool_)
+    eligible[[3, 40]] = False
+    out = np.full(len(gallery), 99, dtype=np.int32)
+    # two chunks writing disjoint slices of one array
+    assert kernels._score_chunk(probe, codes, starts, counts, eligible, 0, 25, 44, out) == 24
+    assert kernels._score_chunk(probe, codes, starts, counts, eligible, 25, len(gallery), 44, out) == len(gallery) - 26
+    expected = naive_first_stage(probe, gallery, 44)
+    expected[[3, 40]] = -1
+    assert out.tolist() == expected.tolist()
+    rows, scores, _ = kernels._rank_chunk(probe, codes, starts, counts, eligible, 0, len(gallery), 44, 10)
+    assert out[rows].tolist() == scores.tolist()
+
+
+def test_person_best_is_the_per_person_maximum():
+    rng = np.random.default_rng(5)
+    scores = rng.integers(-1, 50, size=300).astype(np.int32)
+    owner = rng.integers(0, 40, size=300).astype(np.int32)
+    best = np.full(40, -1, dtype=np.int32)
+    kernels._person_best(scores, owner, best)
+    for person in range(40):
+        mine = [s for s, o in zip(scores.tolist(), owner.tolist()) if o == person and s >= 0]
+        assert best[person] == (max(mine) if mine else -1)
+
+
+def exhaustive_person_search(people, gallery, positions, probes):
+    """Every person's fused evidence from ``match`` of each probe finger with its fingers of that position."""
+    out = {}
+    for person, template, position in zip(people, gallery, positions):
+        row = out.setdefault(person, {p: 0.0 for p in probes})
+        for p, probe in probes.items():
+            if p in (0, position):
+                score = float(match_many(prepare(probe), [prepare(template)])[0])
+                row[p] = max(row[p], score)
+    return sorted(((fused_evidence(v.values()), sum(v.values()), person, v) for person, v in out.items()), key=lambda t: (-t[0], -t[1]))
+
+
+def test_person_shortlist_covering_the_gallery_equals_the_exhaustive_person_search(prints):
+    people = [f"person{i}" for i in range(20) for _ in range(2)]
+    gallery = [prints.template(2 * f) for f in range(40)]
+    positions = [2, 7] * 20
+    index = FingerprintIndex(IndexParameters(person_shortlist=20, max_person_shortlist=20), threads=2)
+    index.add(people, gallery, positions=positions)
+    for person in (0, 7, 13):
+        probes = {2: prints.template(4 * person + 1), 7: prints.template(4 * person + 3)}
+        found = index.search_person(probes, k=20)
+        expected = exhaustive_person_search(people, gallery, positions, probes)
+        assert [c.id for c in found] == [e[2] for e in expected]
+        assert [dict(c.finger_scores) for c in found] == [e[3] for e in expected]  # exact match() scores
+        assert [c.score for c in found] == [e[0] for e in expected]
+
+
+def test_person_shortlist_grows_only_without_confident_evidence(prints):
+    people = [f"person{i}" for i in range(30) for _ in range(2)]
+    index_args = (people, [prints.template(2 * f) for f in range(60)])
+
+    def scored(**kw):
+        index = FingerprintIndex(IndexParameters(**kw), threads=1)
+        index.add(*index_args, positions=[2, 7] * 30)
+        probes = {2: prints.template(4 * 9 + 1), 7: prints.template(4 * 9 + 3)}  # person9's second impressions
+        return index.search_person(probes, k=1, every_scored=True)
+
+    assert len(scored(person_shortlist=3, max_person_shortlist=12, confident_margin=100.0)) == 12  # 3 -> 6 -> 12
+    small = scored(person_shortlist=3, max_person_shortlist=12, confident_margin=0.0)
+    assert len(small) == 3 and small[0].id == "person9"  # log10(30) decades reached at once: no growth
+    assert len(scored(person_shortlist=3, max_person_shortlist=3, confident_margin=100.0)) == 3
+    # the fused first stage ranks the mate first, so the first 3 scored equal a fixed shortlist of 3
+    assert scored(person_shortlist=3, max_person_shortlist=12, confident_margin=100.0)[0] == small[0]
+
+
+def test_person_search_after_removing_a_persons_first_finger(prints):
+    people = [f"person{i}" for i in range(10) for _ in range(2)]
+    gallery, positions = [prints.template(2 * f) for f in range(20)], [2, 7] * 10
+    index = FingerprintIndex(IndexParameters(person_shortlist=10, max_person_shortlist=10), threads=1)
+    index.add(people, gallery, positions=positions)
+    index.remove(["person4"], positions=[2])  # its first row goes; its position-7 finger stays
+    kept = [n for n in range(20) if n != 8]
+    probes = {2: prints.template(17), 7: prints.template(19)}  # person4's second impressions
+    expected = exhaustive_person_search([people[n] for n in kept], [gallery[n] for n in kept], [positions[n] for n in kept], probes)
+    found = index.search_person(probes, k=10)
+    assert [(c.id, dict(c.finger_scores)) for c in found] == [(e[2], e[3]) for e in expected]
+    assert dict(next(c for c in found if c.id == "person4").finger_scores)[2] == 0.0
+    index.compact()
+    assert index.search_person(probes, k=10) == found
+
+
+def test_trim_keeps_searches_and_frees_spare_rows(prints, tmp_path):
+    index = FingerprintIndex(threads=1)
+    ids = [f"f{i}" for i in range(60)]
+    for lo in range(0, 60, 7):  # many small adds: the columns grow by doubling
+        index.add(ids[lo : lo + 7], [prints.template(2 * i) for i in range(lo, min(lo + 7, 60))])
+    index.remove(["f5"])
+    before = [index.search(prints.template(i), k=3) for i in (1, 21, 41)]
+    person_before = index.search_person({0: prints.template(21)}, k=3)
+    assert index.capacity_nbytes > index.nbytes
+    index.trim()
+    assert index.capacity_nbytes == index.nbytes and len(index) == 59
+    after = [index.search(prints.template(i), k=3) for i in (1, 21, 41)]
+    assert after == before and index.search_person({0: prints.template(21)}, k=3) == person_before
+    again = FingerprintIndex.load(index.save(tmp_path / "i.npz"), threads=1)
+    assert again.nbytes == index.nbytes
+    assert [again.search(prints.template(i), k=3) for i in (1, 21, 41)] == after
 
 
 def test_one_strong_finger_outranks_several_weak_ones():

@@ -256,3 +256,63 @@ def _rank_chunk(
     scores = top_scores[:filled]
     order = np.argsort(-scores * (stop + 1) + rows) if filled else np.zeros(0, np.int64)
     return rows[order].copy(), scores[order].copy(), compared
+
+
+@njit(cache=True, nogil=True)
+def _score_chunk(
+    probe: np.ndarray,
+    codes: np.ndarray,
+    code_start: np.ndarray,
+    code_count: np.ndarray,
+    eligible: np.ndarray,
+    first: int,
+    stop: int,
+    floor: int,
+    out: np.ndarray,
+) -> int:
+    """First-stage score of every finger ``first..stop-1`` written to ``out[f]`` (-1 if not eligible).
+
+    The score is :func:`_rank_chunk`'s.  Chunks write disjoint slices of ``out``, so threads may
+    share it.  Returns how many fingers were scored.
+    """
+    n_probe = probe.shape[0]
+    n_words = probe.shape[1]
+    bits = 64 * n_words
+    best = np.zeros(n_probe, np.int64)
+    compared = 0
+    for f in range(first, stop):
+        if not eligible[f]:
+            out[f] = -1
+            continue
+        compared += 1
+        for i in range(n_probe):
+            best[i] = 0
+        start = code_start[f]
+        if n_words == 1:
+            for j in range(start, start + code_count[f]):
+                g = codes[j, 0]
+                for i in range(n_probe):
+                    agree = 64 - np.int64(_popcount(probe[i, 0] ^ g))
+                    best[i] = max(best[i], agree)
+        else:
+            for j in range(start, start + code_count[f]):
+                for i in range(n_probe):
+                    differ = 0
+                    for w in range(n_words):
+                        differ += _popcount(probe[i, w] ^ codes[j, w])
+                    best[i] = max(best[i], bits - np.int64(differ))
+        score = 0
+        for i in range(n_probe):
+            if best[i] > floor:
+                score += best[i] - floor
+        out[f] = score
+    return compared
+
+
+@njit(cache=True, nogil=True)
+def _person_best(scores: np.ndarray, owner: np.ndarray, best: np.ndarray) -> None:
+    """``best[p] = max(best[p], scores[f])`` over fingers ``f`` owned by person ``p`` (``scores[f] < 0``: skipped)."""
+    for f in range(scores.shape[0]):
+        s = scores[f]
+        if s >= 0 and s > best[owner[f]]:
+            best[owner[f]] = s

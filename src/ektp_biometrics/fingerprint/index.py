@@ -124,6 +124,15 @@ class _Column:
         self._data = np.array(rows, dtype=self._data.dtype, copy=True)
         self.size = rows.shape[0]
 
+    def trim(self) -> None:
+        """Give back the spare rows that doubling left (one copy of the used rows)."""
+        if self._data.shape[0] != self.size:
+            self._data = self._data[: self.size].copy()
+
+    @property
+    def capacity_nbytes(self) -> int:
+        return int(self._data.nbytes)
+
     @property
     def view(self) -> np.ndarray:
         return self._data[: self.size]
@@ -313,6 +322,7 @@ class FingerprintIndex:
         self._minutia_count = _Column(np.uint8)  # a template holds at most 255 minutiae
         self._minutiae = _Column(MINUTIA_DTYPE)
         self._geometry = _Column(np.uint16, 3)  # width, height, resolution: enough to rebuild the template
+        self._owner = _Column(np.int32)  # the first row of the same id: one number per person, for person-level fusion
         self._live = 0
         self._cache: OrderedDict[int, MatchTemplate] = OrderedDict()
 
@@ -331,9 +341,45 @@ class FingerprintIndex:
         """Bytes of the search structures: codes, minutiae and the per-finger columns (not the cache, not the id strings)."""
         columns = (
             self._alive, self._position, self._code_start, self._code_count, self._codes, self._minutia_start,
-            self._minutia_count, self._minutiae, self._geometry,
+            self._minutia_count, self._minutiae, self._geometry, self._owner,
         )  # fmt: skip
         return sum(c.nbytes for c in columns)
+
+    @property
+    def _columns(self) -> tuple[_Column, ...]:
+        return (
+            self._alive, self._position, self._code_start, self._code_count, self._codes, self._minutia_start,
+            self._minutia_count, self._minutiae, self._geometry, self._owner,
+        )  # fmt: skip
+
+    @property
+    def capacity_nbytes(self) -> int:
+        """Bytes the columns hold, spare rows included (equal to :attr:`nbytes` after :meth:`trim`)."""
+        return sum(c.capacity_nbytes for c in self._columns)
+
+    def trim(self) -> None:
+        """Drop removed entries (:meth:`compact`) and give back the spare rows that growing by doubling left.
+
+        After many :meth:`add` calls the columns can hold up to twice the rows in use; a
+        long-lived index (a gallery's, once built) calls this to keep only what it stores.
+        Searches are unaffected.
+
+        Examples
+        --------
+        >>> from ektp_biometrics import synth
+        >>> prints = synth.templates(20, 1, seed=4)
+        >>> index = FingerprintIndex(threads=1)
+        >>> index.add([f"f{i}" for i in range(20)], list(prints))
+        >>> index.capacity_nbytes > index.nbytes
+        True
+        >>> index.trim()
+        >>> index.capacity_nbytes == index.nbytes
+        True
+        """
+        with self._lock:
+            self.compact()
+            for column in self._columns:
+                column.trim()
 
     @property
     def code_nbytes(self) -> int:
@@ -414,8 +460,12 @@ class FingerprintIndex:
         self._alive.append(np.ones(n, dtype=np.bool_))
         first = len(self._ids)
         self._ids.extend(ids)
+        owners = np.empty(n, dtype=np.int32)
         for offset, i in enumerate(ids):
-            self._rows_of.setdefault(i, []).append(first + offset)
+            rows = self._rows_of.setdefault(i, [])
+            rows.append(first + offset)
+            owners[offset] = rows[0]
+        self._owner.append(owners)
         self._live += n
 
     def remove(self, ids: Iterable[str], positions: Iterable[int] | None = None) -> None:
@@ -440,15 +490,23 @@ class FingerprintIndex:
                     where = "" if wanted is None else f" with finger position {wanted[n]}"
                     raise GalleryError(f"id {i!r}{where} is not enrolled", reason="not-found")
                 doomed.update(rows)
+            touched: set[str] = set()
             for r in doomed:
                 identity = self._ids[r]
                 assert identity is not None
                 self._rows_of[identity].remove(r)
                 if not self._rows_of[identity]:
                     del self._rows_of[identity]
+                else:
+                    touched.add(identity)
                 self._ids[r] = None
                 self._alive.view[r] = False
                 self._cache.pop(r, None)
+            owner = self._owner.view
+            for identity in touched:  # an id that lost its first row is numbered by its next one
+                rows = self._rows_of.get(identity)
+                if rows:
+                    owner[rows] = rows[0]
             self._live -= len(doomed)
             if len(self._ids) - self._live > max(self._live, 1024):
                 self.compact()
@@ -473,9 +531,13 @@ class FingerprintIndex:
                 column.replace(column.view[keep])
             self._ids = [self._ids[r] for r in keep]
             self._rows_of = {}
+            owners = np.empty(len(self._ids), dtype=np.int32)
             for row, identity in enumerate(self._ids):
                 assert identity is not None
-                self._rows_of.setdefault(identity, []).append(row)
+                rows = self._rows_of.setdefault(identity, [])
+                rows.append(row)
+                owners[row] = rows[0]
+            self._owner.replace(owners)
             self._cache.clear()
 
     # -- persistence ------------------------------------------------------------------------------
@@ -492,7 +554,7 @@ class FingerprintIndex:
                 np.savez(
                     handle,
                     format_version=np.array(INDEX_FORMAT_VERSION, dtype=np.int32),
-                    params=np.frombuffer(repr(self.params).encode("utf-8"), dtype=np.uint8),
+                    params=np.frombuffer(self.params.stored_form.encode("utf-8"), dtype=np.uint8),
                     ids=np.frombuffer(ids, dtype=np.uint8),
                     position=self._position.view,
                     code_count=self._code_count.view,
@@ -537,7 +599,7 @@ class FingerprintIndex:
             raise TemplateFormatError(f"{path}: missing arrays {sorted(needed - arrays.keys())}")
         if arrays["format_version"].shape != () or int(arrays["format_version"]) != INDEX_FORMAT_VERSION:
             raise TemplateFormatError(f"{path}: index format version {arrays['format_version']!r}, this library reads {INDEX_FORMAT_VERSION}")
-        if arrays["params"].tobytes() != repr(index.params).encode("utf-8"):
+        if arrays["params"].tobytes() != index.params.stored_form.encode("utf-8"):
             raise ConfigurationError(f"{path} was built with other IndexParameters; build it again or load it with those")
         try:
             text = arrays["ids"].astype(np.uint8).tobytes().decode("utf-8")
@@ -575,8 +637,12 @@ class FingerprintIndex:
             column.replace(arrays[name])
         index._alive.replace(np.ones(n, dtype=np.bool_))
         index._ids = list(ids)
+        owners = np.empty(n, dtype=np.int32)
         for row, identity in enumerate(ids):
-            index._rows_of.setdefault(identity, []).append(row)
+            rows = index._rows_of.setdefault(identity, [])
+            rows.append(row)
+            owners[row] = rows[0]
+        index._owner.replace(owners)
         index._live = n
         return index
 
@@ -639,12 +705,20 @@ class FingerprintIndex:
         k = _check_count("k", k)
         return [self.search(t, k) for t in templates]
 
-    def search_person(self, probes: Mapping[int, FingerprintTemplate], k: int = 10) -> list[PersonCandidate]:
+    def search_person(
+        self, probes: Mapping[int, FingerprintTemplate], k: int = 10, *, every_scored: bool = False
+    ) -> list[PersonCandidate]:
         """The ``k`` enrolled persons (ids) best supported by several probe fingers together.
 
-        Each probe finger is searched among the enrolled fingers of its position (all fingers
-        when its position is 0); every id shortlisted by any probe finger is then compared in
-        full on every probe finger, taking its best enrolled finger of that position.
+        Person-level shortlist: each probe finger's first stage scores every enrolled finger of
+        its position (all fingers when its position is 0); a person's fused first-stage score is
+        the sum over probe fingers of its best first-stage score among its fingers of that
+        position, so a mate whose fingers are each only moderately similar still ranks high.
+        The ``params.person_shortlist`` persons with the highest fused first-stage scores are
+        compared in full on every probe finger (each enrolled finger of the same position),
+        then twice, four times ... as many while no scored person's fused evidence reaches
+        ``log10(enrolled persons) + params.confident_margin`` decades, up to
+        ``params.max_person_shortlist`` persons.
 
         Fusion rule: a person's score is the sum over probe fingers of ``-log10(fmr_at(s))``,
         where ``s`` is that finger's full-matcher score and :func:`~ektp_biometrics.fingerprint.match.fmr_at`
@@ -658,10 +732,16 @@ class FingerprintIndex:
         probes : mapping of int to FingerprintTemplate
             ISO finger position (0..10) to template.
         k : int
+            Persons returned (at least this many are scored in full, when enrolled).
+        every_scored : bool
+            Return every person scored in full, best first, not only the first ``k`` (a caller
+            that ranks them by another fusion rule needs them all).
 
         Returns
         -------
         list of PersonCandidate
+            Every ``finger_scores`` entry is exactly ``match(probe finger, enrolled finger)``
+            (the best over that person's fingers of the position; 0.0 if it has none).
 
         Examples
         --------
@@ -678,35 +758,79 @@ class FingerprintIndex:
             raise ConfigurationError("probes must be a non-empty mapping of finger position to FingerprintTemplate")
         fingers = {_check_position(p): _check_template(t, f"probes[{p}]") for p, t in probes.items()}
         k = _check_count("k", k)
+        params = self.params
         with self._lock:
             self._require_entries()
-            prepared = {p: prepare(t, self.params.match_params) for p, t in fingers.items()}
-            candidates: dict[str, None] = {}
-            for p, t in fingers.items():
-                rows, _ = self._search_rows(t, max(k, self.params.shortlist), self._eligible(p or None), prepared[p])
-                for r in rows:
-                    candidates.setdefault(self._ids[r], None)  # type: ignore[arg-type]
-            people = list(candidates)
+            ranked = self._person_first_stage(fingers, max(k, params.max_person_shortlist))
+            prepared = {p: prepare(t, params.match_params) for p, t in fingers.items()}
+            confident = math.log10(len(self._rows_of)) + params.confident_margin
+            best = np.zeros((ranked.size, len(fingers)))
+            evidence = np.zeros(ranked.size)
+            done = 0
+            want = min(max(k, params.person_shortlist), ranked.size)
+            while True:
+                self._score_persons(prepared, ranked[done:want], best[done:want])
+                evidence[done:want] = [fused_evidence(row) for row in best[done:want].tolist()]
+                done = want
+                if done >= ranked.size or done >= params.max_person_shortlist or evidence[:done].max() >= confident:
+                    break
+                want = min(2 * done, ranked.size, max(k, params.max_person_shortlist))
+            order = sorted(range(done), key=lambda n: (-evidence[n], -best[n].sum(), int(ranked[n])))
+            return [
+                PersonCandidate(
+                    self._ids[int(ranked[n])],  # type: ignore[arg-type]
+                    float(evidence[n]),
+                    tuple((p, float(best[n, c])) for c, p in enumerate(fingers)),
+                )
+                for n in (order if every_scored else order[:k])
+            ]
+
+    def _person_first_stage(self, fingers: Mapping[int, FingerprintTemplate], keep: int) -> np.ndarray:
+        """First rows of the ``keep`` persons with the highest summed first-stage scores, best first (ties by row)."""
+        n = len(self._ids)
+        owner = self._owner.view
+        fused = np.zeros(n, dtype=np.int64)
+        present = np.zeros(n, dtype=np.bool_)
+        for p, template in fingers.items():
+            scores = self._first_stage_scores(template, self._eligible(p or None))
+            best = np.full(n, -1, dtype=np.int32)
+            kernels._person_best(scores, owner, best)
+            present |= best >= 0
+            fused += np.maximum(best, 0)
+        persons = np.flatnonzero(present)
+        if persons.size > keep:
+            # the keep-th best score and everything above it, then an exact order of those
+            cut = np.partition(fused[persons], persons.size - keep)[persons.size - keep]
+            persons = persons[fused[persons] >= cut]
+        order = np.lexsort((persons, -fused[persons]))[:keep]
+        return persons[order]
+
+    def _first_stage_scores(self, template: FingerprintTemplate, eligible: np.ndarray) -> np.ndarray:
+        """(rows,) int32 first-stage score of every finger, -1 where not eligible."""
+        probe = _codes(template, self.params, self.params.max_probe_codes)
+        n = eligible.shape[0]
+        out = np.empty(n, dtype=np.int32)
+        chunk = max(1, min(self.params.chunk_fingers, -(-n // self.threads)))
+        codes, start, count = self._codes.view, self._code_start.view, self._code_count.view
+        floor = self.params.similarity_floor
+        self._map(
+            lambda lo: kernels._score_chunk(probe, codes, start, count, eligible, lo, min(lo + chunk, n), floor, out),
+            list(range(0, n, chunk)),
+        )
+        return out
+
+    def _score_persons(self, prepared: Mapping[int, MatchTemplate], first_rows: np.ndarray, best: np.ndarray) -> None:
+        """``best[n, c]``: the best full score of probe finger ``c`` among the person of ``first_rows[n]``'s fingers of its position."""
+        for c, p in enumerate(prepared):
             pairs = [
-                (n, p, r)
-                for n, person in enumerate(people)
-                for p in fingers
-                for r in self._rows_of[person]
+                (n, r)
+                for n, first in enumerate(first_rows.tolist())
+                for r in self._rows_of[self._ids[first]]  # type: ignore[index]
                 if p == 0 or self._position.view[r] == p
             ]
-            best = np.zeros((len(people), len(fingers)))
-            column = {p: c for c, p in enumerate(fingers)}
-            for p in fingers:
-                mine = [(n, r) for n, q, r in pairs if q == p]
-                scores = self._full_scores(prepared[p], np.array([r for _, r in mine], dtype=np.int64))
-                for (n, _), s in zip(mine, scores):
-                    best[n, column[p]] = max(best[n, column[p]], s)
-            fused = np.array([fused_evidence(row) for row in best.tolist()])
-            order = sorted(range(len(people)), key=lambda n: (-fused[n], -best[n].sum(), self._rows_of[people[n]][0]))
-            return [
-                PersonCandidate(people[n], float(fused[n]), tuple((p, float(best[n, column[p]])) for p in fingers))
-                for n in order[:k]
-            ]
+            scores = self._full_scores(prepared[p], np.array([r for _, r in pairs], dtype=np.int64))
+            for (n, _), score in zip(pairs, scores.tolist()):
+                best[n, c] = max(best[n, c], score)
 
     # -- internals --------------------------------------------------------------------------------
     def _require_entries(self) -> None:

@@ -30,6 +30,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -344,7 +345,7 @@ class Gallery:
             self._prepared.clear()
             self._index, self._index_rows, self._index_generation = None, np.zeros(0, np.int64), -1
 
-    def __enter__(self) -> Gallery:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -816,14 +817,12 @@ class Gallery:
             saved_as = self._save_index(index, self._index_rows)
             if saved_as is not None:
                 self._index_unsaved = 0
-                # the saved copy's arrays have their exact size (a build's arrays grow by doubling)
-                reloaded = self._load_index()
-                if reloaded is not None and np.array_equal(reloaded[1], self._index_rows):
-                    index = self._index = reloaded[0]
+        if added.size >= _INDEX_BATCH:
+            index.trim()  # a build's arrays grew by doubling: keep only the rows in use
         return index
 
     def _index_files(self) -> tuple[Path, str]:
-        return self.search_root / _INDEX_MARKER, repr(self._index_params())
+        return self.search_root / _INDEX_MARKER, self._index_params().stored_form
 
     def _index_params(self):  # type: ignore[no-untyped-def]
         from ..fingerprint.index_params import DEFAULT_INDEX_PARAMETERS
@@ -891,8 +890,8 @@ class Gallery:
         index = self._sync_index(shard)
         if len(index) == 0:
             return shard.search(person, k, self.fusion, exclude)
-        wanted = max(k + len(exclude), index.params.shortlist)
-        found = index.search_person(dict(person.fingers), k=wanted)
+        # every person the index scored in full: this fusion may rank them otherwise than the index's
+        found = index.search_person(dict(person.fingers), k=k + len(exclude), every_scored=True)
         if not found:
             return []
         slots = shard.slots_of_rows(np.array([int(c.id) for c in found], np.int64))
