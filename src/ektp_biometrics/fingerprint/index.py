@@ -636,12 +636,14 @@ class FingerprintIndex:
                              (index._geometry, "geometry"), (index._position, "position")):  # fmt: skip
             column.replace(arrays[name])
         index._alive.replace(np.ones(n, dtype=np.bool_))
-        index._ids = list(ids)
         owners = np.empty(n, dtype=np.int32)
         for row, identity in enumerate(ids):
             rows = index._rows_of.setdefault(identity, [])
+            if rows:
+                ids[row] = ids[rows[0]]  # one string object per id, however many fingers it has
             rows.append(row)
             owners[row] = rows[0]
+        index._ids = ids  # type: ignore[assignment]
         index._owner.replace(owners)
         index._live = n
         return index
