@@ -244,7 +244,7 @@ def _build_cylinders(
     near_centre = np.empty(n_cells, np.bool_)
     for cell in range(n_cells):
         offset2 = (cell_a[cell] * cell_a[cell] + cell_b[cell] * cell_b[cell]) * cell_size * cell_size
-        near_centre[cell] = offset2 <= hull_margin * hull_margin * (1.0 - 1e-6)
+        near_centre[cell] = hull_margin > 0.0 and offset2 <= hull_margin * hull_margin * (1.0 - 1e-6)
     px = np.empty(n_cells)
     py = np.empty(n_cells)
     inside = np.zeros(n_cells, np.bool_)
@@ -306,13 +306,20 @@ def _build_cylinders(
                     if not have_directional:  # once per pair, and only for a minutia that reaches a cell
                         have_directional = True
                         relative = _angle_difference(theta[m], theta[t])
+                        # a bin's lower edge is often, to the bit, the previous bin's upper edge:
+                        # then its erf is that one's (same argument, same value)
+                        previous_edge = np.nan
+                        previous_erf = 0.0
                         for k in range(direction_bins):
                             centre = -math.pi + (k + 0.5) * bin_width
                             alpha = _angle_difference(centre, relative)
-                            directional[k] = 0.5 * (
-                                math.erf((alpha + 0.5 * bin_width) * erf_scale)
-                                - math.erf((alpha - 0.5 * bin_width) * erf_scale)
-                            )
+                            upper = (alpha + 0.5 * bin_width) * erf_scale
+                            lower = (alpha - 0.5 * bin_width) * erf_scale
+                            upper_erf = math.erf(upper)
+                            lower_erf = previous_erf if lower == previous_edge else math.erf(lower)
+                            directional[k] = 0.5 * (upper_erf - lower_erf)
+                            previous_edge = upper
+                            previous_erf = upper_erf
                     spatial = gauss_norm * math.exp(-d2 * inv_two_sigma2)
                     for k in range(direction_bins):
                         contrib[cell, k] += spatial * directional[k]
@@ -380,6 +387,24 @@ def _pack_valid(bits: np.ndarray, cell_valid: np.ndarray, cylinder_valid: np.nda
                     words[v, n_words + b // 64] |= one << np.uint64(b % 64)
         v += 1
     return keep, words, set_bits, valid_cells
+
+
+@njit(cache=True, nogil=True)
+def _pair_table(x: np.ndarray, y: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """(2, V, V): distance between minutiae t and k, and theta_t minus the angle of the vector from
+    k to t (libm's hypot and atan2, as NumPy's ufuncs call them; the distance is symmetric)."""
+    n = x.shape[0]
+    out = np.empty((2, n, n))
+    for t in range(n):
+        for k in range(n):
+            dx = x[t] - x[k]
+            dy = y[t] - y[k]
+            if k >= t:
+                out[0, t, k] = math.hypot(dx, dy)
+            else:
+                out[0, t, k] = out[0, k, t]  # hypot(-dx, -dy) == hypot(dx, dy)
+            out[1, t, k] = theta[t] - math.atan2(dy, dx)
+    return out
 
 
 @njit(cache=True, nogil=True)

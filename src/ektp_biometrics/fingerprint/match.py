@@ -255,11 +255,6 @@ def prepare(
     minutia[kernels.M_Y_UP] = ky
     np.cos(kt, out=minutia[kernels.M_COS])
     np.sin(kt, out=minutia[kernels.M_SIN])
-    dx = kx[:, None] - kx[None, :]
-    dy = ky[:, None] - ky[None, :]
-    pairs = np.empty((2, keep.shape[0], keep.shape[0]))
-    np.hypot(dx, dy, out=pairs[0])
-    np.subtract(kt[:, None], np.arctan2(dy, dx), out=pairs[1])
     arrays = {
         "x": kx,
         "y_up": ky,
@@ -268,7 +263,7 @@ def prepare(
         "values": np.ascontiguousarray(values[keep]) if float_cylinders else None,
         "words": words,
         "minutia": minutia,
-        "pairs": pairs,
+        "pairs": kernels._pair_table(kx, ky, kt),
         "points": np.stack([x, y_up, theta], axis=1),
         "hull": kernels._convex_hull(x, y_up),
     }
