@@ -342,6 +342,20 @@ def score_difference(templates: list, baseline: Baseline) -> float:
     return worst
 
 
+def prepared_arrays_equal(prepared: list, before: list) -> bool | None:
+    """Whether every prepared array (cylinder words, minutia rows, pair table, ...) equals the
+    baseline's byte for byte; None when the baseline prepares another layout (no common fields)."""
+    names = ("x", "y_up", "theta", "index", "words", "minutia", "pairs", "points", "hull")
+    if not before or isinstance(before[0], dict) or not all(hasattr(before[0], n) for n in names):
+        return None
+    for p, b in zip(prepared, before):
+        for n in names:
+            x, y = np.asarray(getattr(p, n)), np.asarray(getattr(b, n))
+            if x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes():
+                return False
+    return True
+
+
 def measure(templates: list, repeat: int = 7, baseline: Baseline | None = None) -> dict[str, Any]:
     """Every figure of the report: comparison rates, stage breakdown, prepare time and memory."""
     from ektp_biometrics.fingerprint import _mcc_kernels as kernels
@@ -406,14 +420,18 @@ def measure(templates: list, repeat: int = 7, baseline: Baseline | None = None) 
         "second_pass_score": cumulative[2] - cumulative[1],
         "compiled_total": cumulative[2],
     }
-    # prepare: time and memory per template
-    prepare_runs: dict[str, Callable[[], Any]] = {"prepare": lambda: [prepare(t) for t in templates]}
+    # prepare: time and memory per template, interleaved template by template with the baseline's
+    prepare_runs: dict[str, Any] = {"prepare": [lambda t=t: prepare(t) for t in templates]}
     if baseline is not None:
-        prepare_runs["baseline_prepare"] = lambda: [baseline.prepare(t) for t in templates]
+        prepare_runs["baseline_prepare"] = [lambda t=t: baseline.prepare(t) for t in templates]
+        report["prepared_arrays_equal_to_baseline"] = prepared_arrays_equal(prepared, before)
     prepare_times = _timed(prepare_runs, max(3, repeat // 2))
     report["prepare_ms_per_template"] = {
         name: float(np.median(t)) / len(templates) * 1e3 for name, t in prepare_times.items()
     }
+    if baseline is not None:
+        ratios = np.array(prepare_times["baseline_prepare"]) / np.array(prepare_times["prepare"])
+        report["prepare_speedup_over_baseline_median"] = float(np.median(ratios))
     report["prepared_template_bytes_mean"] = float(np.mean([p.nbytes for p in prepared]))
     report["mean_valid_cylinders"] = float(np.mean([len(p) for p in prepared]))
     report["max_valid_cylinders"] = int(max(len(p) for p in prepared))
@@ -464,6 +482,11 @@ def main(argv: list[str] | None = None) -> int:
     stages = report["stage_us_per_comparison"]
     print("us per comparison: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
     print("prepare ms per template: " + ", ".join(f"{k} {v:.2f}" for k, v in report["prepare_ms_per_template"].items()))
+    if "prepare_speedup_over_baseline_median" in report:
+        print(
+            f"prepare: {report['prepare_speedup_over_baseline_median']:.2f}x the baseline (median of per-round ratios); "
+            f"prepared arrays equal to the baseline's: {report['prepared_arrays_equal_to_baseline']}"
+        )
     print(f"prepared template memory: mean {report['prepared_template_bytes_mean'] / 1024:.1f} KiB")
     if args.out:
         command = "python benchmarks/bench_match.py " + " ".join(argv if argv is not None else sys.argv[1:])
