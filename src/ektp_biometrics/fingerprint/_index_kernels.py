@@ -184,6 +184,39 @@ def _cylinder_codes(
     return codes[:n_kept].copy(), kept[:n_kept].copy()
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _finger_score(probe: np.ndarray, codes: np.ndarray, start: int, count: int, floor: int, best: np.ndarray) -> int:
+    """One finger's first-stage score: the sum over probe codes of ``max(0, best agreeing bits - floor)``.
+
+    The best is taken over the finger's codes ``codes[start:start+count]``; ``best`` is scratch of
+    one entry per probe code.  Inlined into both chunk kernels (the common 64-bit case is one XOR
+    and one popcount per code pair).
+    """
+    n_probe = probe.shape[0]
+    n_words = probe.shape[1]
+    for i in range(n_probe):
+        best[i] = 0
+    if n_words == 1:
+        for j in range(start, start + count):
+            g = codes[j, 0]
+            for i in range(n_probe):
+                agree = 64 - np.int64(_popcount(probe[i, 0] ^ g))
+                best[i] = max(best[i], agree)
+    else:
+        bits = 64 * n_words
+        for j in range(start, start + count):
+            for i in range(n_probe):
+                differ = 0
+                for w in range(n_words):
+                    differ += _popcount(probe[i, w] ^ codes[j, w])
+                best[i] = max(best[i], bits - np.int64(differ))
+    score = 0
+    for i in range(n_probe):
+        if best[i] > floor:
+            score += best[i] - floor
+    return score
+
+
 @njit(cache=True, nogil=True)
 def _rank_chunk(
     probe: np.ndarray,
@@ -205,8 +238,6 @@ def _rank_chunk(
     split), their scores, and how many fingers were scored.
     """
     n_probe = probe.shape[0]
-    n_words = probe.shape[1]
-    bits = 64 * n_words
     best = np.zeros(n_probe, np.int64)
     top_rows = np.full(keep, -1, np.int64)
     top_scores = np.full(keep, -1, np.int64)
@@ -217,26 +248,7 @@ def _rank_chunk(
         if not eligible[f]:
             continue
         compared += 1
-        for i in range(n_probe):
-            best[i] = 0
-        start = code_start[f]
-        if n_words == 1:  # the common 64-bit case, one XOR and one popcount per pair
-            for j in range(start, start + code_count[f]):
-                g = codes[j, 0]
-                for i in range(n_probe):
-                    agree = 64 - np.int64(_popcount(probe[i, 0] ^ g))
-                    best[i] = max(best[i], agree)
-        else:
-            for j in range(start, start + code_count[f]):
-                for i in range(n_probe):
-                    differ = 0
-                    for w in range(n_words):
-                        differ += _popcount(probe[i, w] ^ codes[j, w])
-                    best[i] = max(best[i], bits - np.int64(differ))
-        score = 0
-        for i in range(n_probe):
-            if best[i] > floor:
-                score += best[i] - floor
+        score = _finger_score(probe, codes, code_start[f], code_count[f], floor, best)
         if filled < keep:
             top_rows[filled] = f
             top_scores[filled] = score
@@ -276,8 +288,6 @@ def _score_chunk(
     share it.  Returns how many fingers were scored.
     """
     n_probe = probe.shape[0]
-    n_words = probe.shape[1]
-    bits = 64 * n_words
     best = np.zeros(n_probe, np.int64)
     compared = 0
     for f in range(first, stop):
@@ -285,26 +295,7 @@ def _score_chunk(
             out[f] = -1
             continue
         compared += 1
-        for i in range(n_probe):
-            best[i] = 0
-        start = code_start[f]
-        if n_words == 1:
-            for j in range(start, start + code_count[f]):
-                g = codes[j, 0]
-                for i in range(n_probe):
-                    agree = 64 - np.int64(_popcount(probe[i, 0] ^ g))
-                    best[i] = max(best[i], agree)
-        else:
-            for j in range(start, start + code_count[f]):
-                for i in range(n_probe):
-                    differ = 0
-                    for w in range(n_words):
-                        differ += _popcount(probe[i, w] ^ codes[j, w])
-                    best[i] = max(best[i], bits - np.int64(differ))
-        score = 0
-        for i in range(n_probe):
-            if best[i] > floor:
-                score += best[i] - floor
+        score = _finger_score(probe, codes, code_start[f], code_count[f], floor, best)
         out[f] = score
     return compared
 
