@@ -179,9 +179,9 @@ def test_two_concurrent_importers_import_each_packet_exactly_once(prepared):
     root, usb, ids, planted = prepared
     folder = _fresh_copy(root, usb, "concurrent")
     processes = [subprocess.Popen(_cli(*_import_args(root, folder, "concurrent")), stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    finished = [process.communicate(timeout=120) for process in processes]  # both reaped before any assert
     reports = []
-    for process in processes:
-        out, err = process.communicate(timeout=120)
+    for process, (out, err) in zip(processes, finished):
         assert process.returncode in (0, 1) and out, err.decode()
         reports.append(json.loads(out))
     imported = reports[0]["imported"] + reports[1]["imported"]

@@ -34,6 +34,7 @@ from typing import Self
 
 import numpy as np
 
+from .._sqlite import connect_wal
 from ..errors import ConfigurationError, GalleryError, RecordError
 from ..fingerprint.template import FingerprintTemplate
 from ._arrays import DEFAULT_ARRAYS, ArraysParameters, Published, SearchArrays, Snapshot
@@ -296,10 +297,8 @@ class Gallery:
             raise GalleryError(f"no gallery at {path}; create it with `ektp-bio gallery init {path}`", "not-found")
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+            conn, mode = connect_wal(path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+            if mode != "wal":
                 raise GalleryError(f"{path}: the file system does not support SQLite WAL mode (got {mode})", "corrupt")
             # FULL: the WAL is fsynced at every commit, so an acknowledged insert survives power loss
             conn.execute("PRAGMA synchronous = FULL")

@@ -33,19 +33,30 @@ import socket
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from .._sqlite import connect_wal
 from ..errors import PacketError
 from .crypto import CenterKey, decrypt, parse_header, verify_station
 from .outbox import PACKET_SUFFIX
 from .payload import PersonRecord, read_payload
 
 __all__ = [
-    "PacketSink", "MemorySink", "JsonLinesSink", "SinkOutcome", "ImportReport", "import_packets", "import_summary", "release_duplicate",
-    "INSERTED", "ALREADY_PRESENT", "DUPLICATE",
+    "ALREADY_PRESENT",
+    "DUPLICATE",
+    "INSERTED",
+    "ImportReport",
+    "JsonLinesSink",
+    "MemorySink",
+    "PacketSink",
+    "SinkOutcome",
+    "import_packets",
+    "import_summary",
+    "release_duplicate",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -208,8 +219,7 @@ class _State:
     def __init__(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db, _ = connect_wal(path, timeout=60.0)
         except (OSError, sqlite3.Error) as exc:
             raise PacketError(f"cannot open the import state database {path}: {exc}", "bad-state") from None
         # NORMAL in WAL mode survives any process crash; a power loss may forget the last marks,

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import atomic_write
+from .._sqlite import connect_wal
 from ..errors import PacketError
 from .crypto import StationKey
 from .gallery_sink import DEFAULT_DEDUP, DedupPolicy, candidates_of
@@ -174,8 +175,7 @@ class StationJournal:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db: sqlite3.Connection | None = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db: sqlite3.Connection | None = connect_wal(self.path, timeout=30.0)[0]
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
