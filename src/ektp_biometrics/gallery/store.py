@@ -30,7 +30,6 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 
@@ -344,7 +343,7 @@ class Gallery:
             self._prepared.clear()
             self._index, self._index_rows, self._index_generation = None, np.zeros(0, np.int64), -1
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> Gallery:  # noqa: PYI034 - typing.Self needs Python 3.11; we support 3.10
         return self
 
     def __exit__(self, *exc: object) -> None:
