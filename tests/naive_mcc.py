@@ -15,6 +15,13 @@ from scipy.special import erf
 from ektp_biometrics.fingerprint.match_params import MatchParameters
 
 
+def pack_bits(bits: np.ndarray, n_words: int) -> np.ndarray:
+    """(n, B) bool rows as (n, n_words) uint64: bit b of a row in word b // 64, bit b % 64."""
+    padded = np.zeros((bits.shape[0], 64 * n_words), np.uint8)
+    padded[:, : bits.shape[1]] = bits
+    return np.packbits(padded, axis=1, bitorder="little").view("<u8").astype(np.uint64)
+
+
 def angle_difference(a, b):
     """a - b wrapped into [-pi, pi)."""
     return np.mod(np.asarray(a) - np.asarray(b) + np.pi, 2 * np.pi) - np.pi

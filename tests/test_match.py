@@ -146,7 +146,7 @@ def test_cylinders_equal_the_cell_outer_loop_bit_for_bit(seed: int, n: int, spre
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 40), bins=st.integers(2, 9), cells=st.integers(1, 300))
 def test_pack_valid_equals_pack_bits(seed: int, n: int, bins: int, cells: int) -> None:
-    """prepare's one-pass packing equals the separate _pack_bits of the bits, mask and cells."""
+    """prepare's one-pass packing equals packing the bits, the mask and the cells separately (NumPy packbits)."""
     rng = np.random.default_rng(seed)
     bits = rng.random((n, cells * bins)) < 0.1
     cell_valid = rng.random((n, cells)) < 0.8
@@ -156,9 +156,9 @@ def test_pack_valid_equals_pack_bits(seed: int, n: int, bins: int, cells: int) -
     n_words = -(-cells * bins // 64)
     kept = cell_valid[keep]
     expected = np.hstack([
-        kernels._pack_bits(np.ascontiguousarray(bits[keep]), n_words),
-        kernels._pack_bits(np.ascontiguousarray(np.repeat(kept, bins, axis=1)), n_words),
-        kernels._pack_bits(np.ascontiguousarray(kept), -(-cells // 64)),
+        naive_mcc.pack_bits(np.ascontiguousarray(bits[keep]), n_words),
+        naive_mcc.pack_bits(np.ascontiguousarray(np.repeat(kept, bins, axis=1)), n_words),
+        naive_mcc.pack_bits(np.ascontiguousarray(kept), -(-cells // 64)),
     ])  # fmt: skip
     np.testing.assert_array_equal(words, expected)
     np.testing.assert_array_equal(set_bits, bits[keep].sum(axis=1))

@@ -269,11 +269,12 @@ def _build_cylinders(
         for t in range(n):
             if t == m:
                 continue
-            if (x[t] - x[m]) ** 2 + (y[t] - y[m]) ** 2 <= reach * reach:
-                neighbours += 1
             rx = x[t] - x[m]
             ry = y[t] - y[m]
-            if rx * rx + ry * ry <= far2:
+            r2 = rx * rx + ry * ry
+            if r2 <= reach * reach:
+                neighbours += 1
+            if r2 <= far2:
                 near[n_near] = t
                 n_near += 1
         for i in range(n_near):
@@ -336,24 +337,12 @@ def _build_cylinders(
 
 
 @njit(cache=True, nogil=True)
-def _pack_bits(bits: np.ndarray, n_words: int) -> np.ndarray:
-    """Pack (n, B) bool rows into (n, n_words) uint64, bit b of a row in word b // 64, bit b % 64."""
-    n = bits.shape[0]
-    out = np.zeros((n, n_words), np.uint64)
-    for i in range(n):
-        for b in range(bits.shape[1]):
-            if bits[i, b]:
-                out[i, b // 64] |= np.uint64(1) << np.uint64(b % 64)
-    return out
-
-
-@njit(cache=True, nogil=True)
 def _pack_valid(bits: np.ndarray, cell_valid: np.ndarray, cylinder_valid: np.ndarray, direction_bins: int):
     """The packed words of the valid cylinders, as ``prepare`` stores them, in one pass.
 
     Returns ``(keep, words, set_bits, valid_cells)``: ``keep`` (V,) int32 indices of the valid
     cylinders; ``words`` (V, 2W + Wc) uint64, the binary cylinder, its mask (the bits of the
-    direction bins of valid cells) and a bit per valid cell, packed as :func:`_pack_bits` packs;
+    direction bins of valid cells) and a bit per valid cell, bit b of each in word b // 64, bit b % 64;
     ``set_bits`` and ``valid_cells`` (V,) int64 counts.
     """
     n_bits = bits.shape[1]
@@ -404,18 +393,6 @@ def _pair_table(x: np.ndarray, y: np.ndarray, theta: np.ndarray) -> np.ndarray:
             else:
                 out[0, t, k] = out[0, k, t]  # hypot(-dx, -dy) == hypot(dx, dy)
             out[1, t, k] = theta[t] - math.atan2(dy, dx)
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _popcount_rows(words: np.ndarray) -> np.ndarray:
-    """Set bits of each row of a (n, W) uint64 array, as int64."""
-    out = np.zeros(words.shape[0], np.int64)
-    for i in range(words.shape[0]):
-        acc = np.uint64(0)
-        for w in range(words.shape[1]):
-            acc += _popcount(words[i, w])
-        out[i] = acc
     return out
 
 
