@@ -166,8 +166,9 @@ def count_full_scores(index) -> list[int]:
 
 
 def numpy_first_stage(probe: np.ndarray, codes: np.ndarray, counts: np.ndarray, floor: int) -> np.ndarray:
-    """The first-stage score in plain NumPy: all code pairs, then a per-finger maximum."""
-    agree = 64 - np.bitwise_count(probe[:, 0][None, :] ^ codes[:, 0][:, None]).astype(np.int16)  # (codes, probe)
+    """The first-stage bound in plain NumPy (64-bit codes): all code pairs, then a per-finger maximum."""
+    descriptor = np.uint64((1 << 56) - 1)  # the top byte names the minutia
+    agree = 56 - np.bitwise_count((probe[:, 0][None, :] ^ codes[:, 0][:, None]) & descriptor).astype(np.int16)  # (codes, probe)
     owner = np.repeat(np.arange(counts.size), counts.astype(np.int64))
     best = np.zeros((counts.size, probe.shape[0]), dtype=np.int16)
     np.maximum.at(best, owner, agree)
@@ -197,25 +198,28 @@ def run_synthetic(args: argparse.Namespace) -> dict:
             cpus.append(time.process_time() - c0)  # all threads of the process
             hits += found[0].id == mate
             shortlisted.append(sum(scored))
-        # first stage alone, one thread, CPU time
+        # first stage alone (bounds of every finger, votes for the vote_shortlist), one thread, CPU time
         codes, starts, counts = index._codes.view, index._code_start.view, index._code_count.view
         eligible = index._alive.view
+        threads, index.threads = index.threads, 1
         cpu = []
         for probe in probes[:10]:
-            p = _codes(probe, params, params.max_probe_codes)
             t0 = time.thread_time()
-            kernels._rank_chunk(p, codes, starts, counts, eligible, 0, size, params.similarity_floor, params.max_shortlist)
+            index._first_stage(probe, params.max_shortlist, eligible)
             cpu.append(time.thread_time() - t0)
         first_stage_rate = size / float(np.median(cpu))
-        # the same score in plain NumPy on (at most) the first 10,000 fingers
+        # the bound in plain NumPy on (at most) the first 10,000 fingers
         sub = min(size, 10_000)
         sub_codes = codes[: int(counts[:sub].sum(dtype=np.int64))]
         p = _codes(probes[0], params, params.max_probe_codes)
         t0 = time.thread_time()
         reference = numpy_first_stage(p, sub_codes, counts[:sub], params.similarity_floor)
         numpy_rate = sub / (time.thread_time() - t0)
-        got_rows, got_scores, _ = kernels._rank_chunk(p, codes, starts, counts, eligible, 0, sub, params.similarity_floor, sub)
-        assert np.array_equal(reference[got_rows], got_scores), "numba and numpy first stages disagree"
+        bounds = np.empty(sub, dtype=np.int32)
+        kernels._bound_chunk(p, codes, starts, counts, eligible, 0, sub, index._vote, bounds)
+        assert np.array_equal(reference, bounds), "numba and numpy first-stage bounds disagree"
+        got_rows, _ = index._first_stage(probes[0], params.shortlist, eligible)
+        index.threads = threads
         # full matcher: prepare and compare the shortlist of one probe, one thread, CPU time
         shortlist = [index._template(int(r)) for r in got_rows[: params.shortlist]]
         t0 = time.thread_time()

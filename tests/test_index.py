@@ -62,70 +62,140 @@ def real(data_root: Path) -> tuple[list[FingerprintTemplate], list[str], list[Fi
 
 
 def test_codes_are_the_binary_cylinder_at_the_sampled_positions(prints):
-    """With the matcher's own threshold a code is prepare()'s binary cylinder, bit for bit."""
+    """With the matcher's own threshold a code's descriptor is prepare()'s binary cylinder, bit for bit; its last byte names the minutia."""
     params = IndexParameters(code_cell_threshold=DEFAULT_MATCH_PARAMETERS.cell_threshold)
     _, _, sample_cell, sample_bin = _code_layout(params)
     bit = sample_cell * DEFAULT_MATCH_PARAMETERS.direction_bins + sample_bin
+    samples = np.arange(params.descriptor_bits)
     compared = differing = 0
     for i in range(0, 40, 4):
         template = prints.template(i)
         codes = cylinder_codes(template, params, limit=255)
         words = prepare(template).words
         assert codes.shape[0] == words.shape[0]  # the same cylinders are valid
+        minutia = (codes[:, -1] >> np.uint64(56)).astype(np.int64)
+        assert np.all(np.diff(minutia) > 0) and minutia.max() < len(template)
         cylinder = (words[:, bit // 64] >> (bit % 64).astype(np.uint64)) & np.uint64(1)
-        sampled = (codes[:, np.arange(64) // 64] >> (np.arange(64) % 64).astype(np.uint64)) & np.uint64(1)
+        sampled = (codes[:, samples // 64] >> (samples % 64).astype(np.uint64)) & np.uint64(1)
         compared += cylinder.size
         differing += int((cylinder != sampled).sum())
     assert compared > 1000
     assert differing <= compared // 1000  # float rounding at the threshold may flip a rare bit
 
 
-def naive_first_stage(probe: np.ndarray, gallery: list[np.ndarray], floor: int) -> np.ndarray:
-    """Loop version of the first-stage score (64-bit codes)."""
-    scores = []
-    for codes in gallery:
-        total = 0
-        for p in probe[:, 0].tolist():
-            best = max((64 - (p ^ g).bit_count() for g in codes[:, 0].tolist()), default=0)
-            total += max(0, best - floor)
-        scores.append(total)
-    return np.array(scores)
+def naive_bound_and_vote(probe, probe_geometry, codes, template, params):
+    """Plain-Python first stage of one finger: (bound, vote score), written from the documented rule."""
+    bits = params.descriptor_bits
+    descriptor = lambda code: sum(int(w) << (64 * k) for k, w in enumerate(code)) & ((1 << (64 * len(code) - 8)) - 1)
+    scale = 500.0 / template.resolution
+    weights = {}
+    for i, p in enumerate(probe):
+        for j, c in enumerate(codes):
+            weight = bits - (descriptor(p) ^ descriptor(c)).bit_count() - params.similarity_floor
+            if weight > 0:
+                weights[i, j] = weight
+    bound = sum(max((w for (i, _), w in weights.items() if i == code), default=0) for code in range(len(probe)))
+    if not weights:
+        return bound, 0
+    minutia = [int(c[-1]) >> 56 for c in codes]
+    nb = params.rotation_bins
+    pairs = []
+    for (i, j), w in sorted(weights.items()):
+        m = template.minutiae[minutia[j]]
+        turn = float(probe_geometry[i, 2]) - float(np.float32(m["direction"]))
+        pairs.append((i, w, int(np.floor(turn * (nb / (2 * np.pi)) + 0.5)) % nb, float(m["col"]) * scale, -float(m["row"]) * scale))
+    histogram = [0] * nb
+    for _, w, b, _, _ in pairs:
+        histogram[b] += w
+    near = lambda b, c: min((b - c) % nb, (c - b) % nb) <= params.rotation_spread
+    best_bin = max(range(nb), key=lambda b: (sum(histogram[(b + o) % nb] for o in range(-params.rotation_spread, params.rotation_spread + 1)), -b))
+    angle = best_bin * 2 * np.pi / nb
+    shifted = [
+        (i, w, probe_geometry[i, 0] - (np.cos(angle) * x - np.sin(angle) * y), probe_geometry[i, 1] - (np.sin(angle) * x + np.cos(angle) * y))
+        for i, w, b, x, y in pairs if near(b, best_bin)
+    ]  # fmt: skip
+    score = 0
+    for _, _, ax, ay in shifted:
+        per_code = {}
+        for i, w, x, y in shifted:
+            if (x - ax) ** 2 + (y - ay) ** 2 <= params.translation_tolerance**2:
+                per_code[i] = max(per_code.get(i, 0), w)
+        score = max(score, sum(per_code.values()))
+    return bound, score
 
 
-@pytest.mark.parametrize("keep", [1, 7, 30])
-def test_rank_chunk_matches_naive(prints, keep):
-    gallery = [cylinder_codes(prints.template(i)) for i in range(0, 120, 2)]
-    probe = cylinder_codes(prints.template(3), limit=64)
-    expected = naive_first_stage(probe, gallery, 44)
+def kernel_columns(templates, params):
+    """The index's kernel columns for these gallery templates (codes, starts, counts, minutiae fields, starts, resolutions)."""
+    gallery = [index_module._codes(t, params, params.max_gallery_codes) for t in templates]
     counts = np.array([g.shape[0] for g in gallery], dtype=np.uint8)
-    starts = np.concatenate([[0], np.cumsum(counts.astype(np.int64))[:-1]])
+    starts = np.concatenate([[0], np.cumsum(counts.astype(np.int64))[:-1]]).astype(np.int64)
+    minutiae = np.concatenate([t.minutiae for t in templates])
+    m_starts = np.concatenate([[0], np.cumsum([len(t) for t in templates])[:-1]]).astype(np.int64)
+    resolution = np.array([t.resolution for t in templates], dtype=np.uint16)
     codes = np.concatenate(gallery)
-    eligible = np.ones(len(gallery), dtype=np.bool_)
-    eligible[5] = False
-    rows, scores, compared = kernels._rank_chunk(probe, codes, starts, counts, eligible, 0, len(gallery), 44, keep)
-    assert compared == len(gallery) - 1
-    order = sorted((-s, r) for r, s in enumerate(expected.tolist()) if r != 5)[:keep]
-    assert rows.tolist() == [r for _, r in order]
-    assert scores.tolist() == [-s for s, _ in order]
+    return gallery, (codes, starts, counts, minutiae["row"], minutiae["col"], minutiae["direction"], m_starts, resolution)
 
 
-def test_128_bit_codes_rank_like_naive(prints):
-    params = IndexParameters(code_bits=128, similarity_floor=88)
-    gallery = [cylinder_codes(prints.template(i), params) for i in range(0, 40, 2)]
-    probe = cylinder_codes(prints.template(1), params, limit=64)
-    counts = np.array([g.shape[0] for g in gallery], dtype=np.uint8)
-    starts = np.concatenate([[0], np.cumsum(counts.astype(np.int64))[:-1]])
-    rows, scores, _ = kernels._rank_chunk(
-        probe, np.concatenate(gallery), starts, counts, np.ones(20, np.bool_), 0, 20, 88, 20
-    )
-    naive = []
-    for g in gallery:
-        total = 0
-        for p in probe:
-            best = max(128 - sum((int(a) ^ int(b)).bit_count() for a, b in zip(p, q)) for q in g)
-            total += max(0, best - 88)
-        naive.append(total)
-    assert dict(zip(rows.tolist(), scores.tolist())) == dict(enumerate(naive))
+def vote_settings(params):
+    index = FingerprintIndex(params, threads=1)
+    return index._vote
+
+
+@pytest.mark.parametrize("code_bits", [64, 128])
+def test_first_stage_kernels_match_the_plain_python_vote(prints, code_bits):
+    params = IndexParameters(code_bits=code_bits, similarity_floor=38 if code_bits == 64 else 100)
+    templates = [prints.template(i) for i in range(0, 80 if code_bits == 64 else 30, 2)]
+    probe_template = prints.template(3)
+    gallery, columns = kernel_columns(templates, params)
+    probe, geometry = index_module._codes_and_geometry(probe_template, params, params.max_probe_codes)
+    vote = vote_settings(params)
+    expected = [naive_bound_and_vote(probe, geometry, g, t, params) for g, t in zip(gallery, templates)]
+    assert sum(v > 0 for _, v in expected) > len(templates) // 2  # the vote is exercised
+    # every score, row by row
+    out = np.zeros(len(templates), dtype=np.int64)
+    kernels._score_rows(probe, geometry, *columns, np.arange(len(templates)), vote, out)
+    assert out.tolist() == [v for _, v in expected]
+    # the bounds, in two chunks writing disjoint slices of one array
+    eligible = np.ones(len(templates), dtype=np.bool_)
+    eligible[3] = False
+    bounds = np.full(len(templates), 99, dtype=np.int32)
+    assert kernels._bound_chunk(probe, columns[0], columns[1], columns[2], eligible, 0, 10, vote, bounds) == 9
+    kernels._bound_chunk(probe, columns[0], columns[1], columns[2], eligible, 10, len(templates), vote, bounds)
+    assert bounds.tolist() == [-1 if r == 3 else b for r, (b, _) in enumerate(expected)]
+    assert all(v <= b for b, v in expected)  # the bound the pruning relies on
+    # the per-finger first stage: bounds pick the finger to vote, votes rank them
+    index = FingerprintIndex(IndexParameters(code_bits=code_bits, similarity_floor=params.similarity_floor, vote_shortlist=12), threads=2)
+    index.add([f"f{r}" for r in range(len(templates))], templates)
+    rows, scores = index._first_stage(probe_template, 5, index._eligible(None))
+    voted = sorted(range(len(templates)), key=lambda r: (-expected[r][0], r))[:12]
+    best = sorted(voted, key=lambda r: (-expected[r][1], r))[:5]
+    assert rows.tolist() == best and scores.tolist() == [expected[r][1] for r in best]
+
+
+@settings(max_examples=10, deadline=None)
+@given(keep=st.integers(1, 12), voted=st.integers(1, 40), seed=st.integers(0, 10_000))
+def test_person_first_stage_votes_the_persons_of_highest_summed_bound(prints, keep, voted, seed):
+    """Persons ranked by summed bound, the first ``vote_shortlist`` voted and ranked by summed vote (ties by row)."""
+    rng = np.random.default_rng(seed)
+    index = FingerprintIndex(IndexParameters(vote_shortlist=voted), threads=2)
+    people = [f"p{i}" for i in range(30) for _ in range(2)]
+    chosen = rng.permutation(60)
+    templates = [prints.template(2 * int(c)) for c in chosen]
+    index.add(people, templates, positions=[2, 7] * 30)
+    probes = {2: prints.template(2 * int(chosen[0]) + 1), 7: prints.template(2 * int(rng.integers(60)) + 1)}
+    params = index.params
+    per_probe = {p: index_module._codes_and_geometry(t, params, params.max_probe_codes) for p, t in probes.items()}
+    bound, vote = {}, {}
+    for row, (person, template) in enumerate(zip(people, templates)):
+        position = (2, 7)[row % 2]
+        codes = index_module._codes(template, params, params.max_gallery_codes)
+        b, v = naive_bound_and_vote(*per_probe[position], codes, template, params)
+        bound[person] = bound.get(person, 0) + b
+        vote[person] = vote.get(person, 0) + v
+    first_row = {person: 2 * i for i, person in enumerate(dict.fromkeys(people))}
+    by_bound = sorted(bound, key=lambda q: (-bound[q], first_row[q]))[: max(keep, voted)]
+    expected = [first_row[q] for q in sorted(by_bound, key=lambda q: (-vote[q], first_row[q]))[:keep]]
+    assert index._person_first_stage(probes, keep).tolist() == expected
 
 
 # -- search against the exhaustive matcher on real data -----------------------------------------------
@@ -326,25 +396,6 @@ def test_search_person_finds_the_person_and_fuses_evidence(prints):
     assert all(c.position == 7 for c in index.search(probes[7], k=5, position=7))
 
 
-def test_score_chunk_matches_naive_and_rank_chunk(prints):
-    gallery = [cylinder_codes(prints.template(i)) for i in range(0, 120, 2)]
-    probe = cylinder_codes(prints.template(7), limit=64)
-    counts = np.array([g.shape[0] for g in gallery], dtype=np.uint8)
-    starts = np.concatenate([[0], np.cumsum(counts.astype(np.int64))[:-1]])
-    codes = np.concatenate(gallery)
-    eligible = np.ones(len(gallery), dtype=np.bool_)
-    eligible[[3, 40]] = False
-    out = np.full(len(gallery), 99, dtype=np.int32)
-    # two chunks writing disjoint slices of one array
-    assert kernels._score_chunk(probe, codes, starts, counts, eligible, 0, 25, 44, out) == 24
-    assert kernels._score_chunk(probe, codes, starts, counts, eligible, 25, len(gallery), 44, out) == len(gallery) - 26
-    expected = naive_first_stage(probe, gallery, 44)
-    expected[[3, 40]] = -1
-    assert out.tolist() == expected.tolist()
-    rows, scores, _ = kernels._rank_chunk(probe, codes, starts, counts, eligible, 0, len(gallery), 44, 10)
-    assert out[rows].tolist() == scores.tolist()
-
-
 def test_person_best_is_the_per_person_maximum():
     rng = np.random.default_rng(5)
     scores = rng.integers(-1, 50, size=300).astype(np.int32)
@@ -487,7 +538,9 @@ def test_typed_errors(prints):
     with pytest.raises(ConfigurationError):
         FingerprintIndex(params="fast")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
-        IndexParameters(similarity_floor=64)
+        IndexParameters(similarity_floor=56)  # 64-bit codes hold 56 descriptor bits
+    with pytest.raises(ConfigurationError):
+        IndexParameters(rotation_spread=16)
     with pytest.raises(ConfigurationError):
         IndexParameters(shortlist=0)
     assert len(index) == 1

@@ -16,6 +16,7 @@ from numba import njit
 
 # One popcount intrinsic (LLVM ctpop) for all bit kernels.
 from ._mcc_kernels import _popcount
+from .match import MATCH_DPI
 
 TWO_PI = 2.0 * math.pi
 # Fast-math without nnan/ninf, as elsewhere in the library (STYLE.md, habit 10).
@@ -101,14 +102,14 @@ def _cylinder_codes(
     """Codes of the valid cylinders: bit s is the binary cylinder at (cell ``sample_cell[s]``, bin ``sample_bin[s]``).
 
     ``cell_a, cell_b`` are every in-circle cell's offsets from the centre, in cells.  Returns
-    ``(codes, kept)``: (V, S // 64) uint64 codes and the (V,) int64 index of each valid minutia.
+    ``(codes, kept)``: (V, ceil(S / 64)) uint64 codes and the (V,) int64 index of each valid minutia.
     Validity is MCC's (enough in-circle cells within ``hull_margin`` of the convex hull, enough
     neighbours); a sampled cell outside the hull gives a 0 bit, as in the binary cylinder.
     """
     n = x.shape[0]
     n_cells = cell_a.shape[0]
     n_samples = sample_cell.shape[0]
-    n_words = n_samples // 64
+    n_words = (n_samples + 63) // 64  # the last word's top bits stay free (the caller stores the minutia there)
     codes = np.zeros((n, n_words), np.uint64)
     kept = np.zeros(n, np.int64)
     if n == 0:
@@ -184,41 +185,174 @@ def _cylinder_codes(
     return codes[:n_kept].copy(), kept[:n_kept].copy()
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _finger_score(probe: np.ndarray, codes: np.ndarray, start: int, count: int, floor: int, best: np.ndarray) -> int:
-    """One finger's first-stage score: the sum over probe codes of ``max(0, best agreeing bits - floor)``.
+@njit(cache=True, nogil=True)
+def _scratch(n_probe: int):
+    """Per-thread scratch of the first-stage kernels: room for every (probe code, gallery code) pair of one finger."""
+    size = n_probe * 256  # a finger stores at most 255 codes
+    return (
+        np.zeros(size, np.int64), np.zeros(size, np.int64), np.zeros(size, np.int64), np.zeros(size),
+        np.zeros(size), np.zeros(360, np.int64), np.zeros(size, np.int32), np.zeros(256), np.zeros(256), np.zeros(256),
+    )  # fmt: skip
 
-    The best is taken over the finger's codes ``codes[start:start+count]``; ``best`` is scratch of
-    one entry per probe code.  Inlined into both chunk kernels (the common 64-bit case is one XOR
-    and one popcount per code pair).
+
+@njit(cache=True, nogil=True, inline="always")
+def _weights(probe: np.ndarray, codes: np.ndarray, start: int, count: int, vote: np.ndarray, agree: np.ndarray) -> None:
+    """``agree[j * n_probe + i]``: agreeing descriptor bits of gallery code ``start + j`` and probe code ``i``, minus the floor.
+
+    ``vote`` holds ``(floor, rotation_bins, spread, tolerance, descriptor bits in the last word)``;
+    a code's top byte names its minutia and is masked off.  Branch-free loops the compiler
+    vectorizes (one XOR and one popcount per pair and word).
     """
+    floor = np.int32(vote[0])
+    mask = (np.uint64(1) << np.uint64(vote[4])) - np.uint64(1)
     n_probe = probe.shape[0]
-    n_words = probe.shape[1]
+    last = probe.shape[1] - 1
+    bits = np.int32(64 * last + _popcount(mask))
+    for j in range(count):
+        g = codes[start + j, last]
+        for i in range(n_probe):
+            agree[j * n_probe + i] = bits - np.int32(_popcount((probe[i, last] ^ g) & mask)) - floor
+        for w in range(last):
+            for i in range(n_probe):
+                agree[j * n_probe + i] -= np.int32(_popcount(probe[i, w] ^ codes[start + j, w]))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _agreements(probe: np.ndarray, codes: np.ndarray, start: int, count: int, vote: np.ndarray, best: np.ndarray) -> int:
+    """A finger's bound: the sum over probe codes of their best pair weight (:func:`_weights`), when positive.
+
+    :func:`_vote` never exceeds it (it counts each probe code at most once, with one of its
+    pairs), so a finger whose bound cannot enter a top list needs no vote.  ``best`` is scratch
+    of one entry per probe code.  The running maximum keeps the loop as cheap as a plain
+    best-agreement score (no pair is stored).
+    """
+    floor = np.int32(vote[0])
+    mask = (np.uint64(1) << np.uint64(vote[4])) - np.uint64(1)
+    n_probe = probe.shape[0]
+    last = probe.shape[1] - 1
+    bits = np.int32(64 * last + _popcount(mask))
     for i in range(n_probe):
         best[i] = 0
-    if n_words == 1:
-        for j in range(start, start + count):
-            g = codes[j, 0]
+    for j in range(start, start + count):
+        g = codes[j, last]
+        if last == 0:
             for i in range(n_probe):
-                agree = 64 - np.int64(_popcount(probe[i, 0] ^ g))
-                best[i] = max(best[i], agree)
-    else:
-        bits = 64 * n_words
-        for j in range(start, start + count):
+                best[i] = max(best[i], bits - np.int32(_popcount((probe[i, 0] ^ g) & mask)) - floor)
+        else:
             for i in range(n_probe):
-                differ = 0
-                for w in range(n_words):
+                differ = _popcount((probe[i, last] ^ g) & mask)
+                for w in range(last):
                     differ += _popcount(probe[i, w] ^ codes[j, w])
-                best[i] = max(best[i], bits - np.int64(differ))
-    score = 0
+                best[i] = max(best[i], bits - np.int32(differ) - floor)
+    bound = np.int64(0)
     for i in range(n_probe):
-        if best[i] > floor:
-            score += best[i] - floor
+        bound += best[i]
+    return bound
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _vote(
+    probe: np.ndarray,
+    probe_geometry: np.ndarray,
+    codes: np.ndarray,
+    start: int,
+    count: int,
+    m_row: np.ndarray,
+    m_col: np.ndarray,
+    m_direction: np.ndarray,
+    m_start: int,
+    scale: float,
+    vote: np.ndarray,
+    scratch,
+) -> int:
+    """One finger's first-stage score: the code agreements (:func:`_weights`) that one rigid motion explains.
+
+    Each pair of positive weight implies a rotation (the two minutia directions) binned into
+    ``rotation_bins``; the bin whose neighbourhood (``+- spread`` bins) holds the most pair weight
+    fixes the rotation, and under it each of its pairs implies a translation.  The score is the
+    largest weight, each probe code counted once (with its best pair), of the pairs whose
+    translations lie within ``tolerance`` pixels (500 dpi) of one pair's.
+    """
+    n_bins = np.int64(vote[1])
+    spread = np.int64(vote[2])
+    tolerance2 = vote[3] * vote[3]
+    pair_code, pair_weight, pair_bin, pair_x, pair_y, histogram, agree, code_x, code_y, code_direction = scratch
+    _weights(probe, codes, start, count, vote, agree)
+    n_probe = probe_geometry.shape[0]
+    last = codes.shape[1] - 1
+    for j in range(count):
+        m = m_start + np.int64(codes[start + j, last] >> np.uint64(56))
+        code_x[j] = m_col[m] * scale
+        code_y[j] = -m_row[m] * scale
+        code_direction[j] = m_direction[m]
+    n = 0
+    for i in range(n_probe):  # probe code outer: pairs come grouped by probe code
+        for j in range(count):
+            weight = agree[j * n_probe + i]
+            if weight > 0:
+                pair_code[n] = i
+                pair_weight[n] = weight
+                turn = probe_geometry[i, 2] - code_direction[j]
+                pair_bin[n] = np.int64(math.floor(turn * (n_bins / TWO_PI) + 0.5)) % n_bins
+                pair_x[n] = code_x[j]
+                pair_y[n] = code_y[j]
+                n += 1
+    if n == 0:
+        return 0
+    # Rotation: the bin whose neighbourhood holds the most pair weight.
+    for b in range(n_bins):
+        histogram[b] = 0
+    for q in range(n):
+        histogram[pair_bin[q]] += pair_weight[q]
+    best_total = np.int64(-1)
+    best_bin = 0
+    for b in range(n_bins):
+        total = np.int64(0)
+        for off in range(-spread, spread + 1):
+            total += histogram[(b + off) % n_bins]
+        if total > best_total:
+            best_total = total
+            best_bin = b
+    # Translation under that rotation: keep its pairs (in place), each with the shift it implies.
+    angle = best_bin * TWO_PI / n_bins
+    c = math.cos(angle)
+    s = math.sin(angle)
+    kept = 0
+    for q in range(n):
+        off = (pair_bin[q] - best_bin) % n_bins
+        if off > spread and off < n_bins - spread:
+            continue
+        i = pair_code[q]
+        gx = pair_x[q]
+        gy = pair_y[q]
+        pair_code[kept] = i
+        pair_weight[kept] = pair_weight[q]
+        pair_x[kept] = probe_geometry[i, 0] - (c * gx - s * gy)
+        pair_y[kept] = probe_geometry[i, 1] - (s * gx + c * gy)
+        kept += 1
+    # The densest translation: a running maximum per probe code (pairs still grouped by code).
+    score = np.int64(0)
+    for a in range(kept):
+        total = np.int64(0)
+        code = -1
+        top = np.int64(0)
+        for q in range(kept):
+            dx = pair_x[q] - pair_x[a]
+            dy = pair_y[q] - pair_y[a]
+            if dx * dx + dy * dy > tolerance2:
+                continue
+            if pair_code[q] != code:
+                total += top
+                code = pair_code[q]
+                top = 0
+            top = max(top, pair_weight[q])
+        total += top
+        score = max(score, total)
     return score
 
 
 @njit(cache=True, nogil=True)
-def _rank_chunk(
+def _bound_chunk(
     probe: np.ndarray,
     codes: np.ndarray,
     code_start: np.ndarray,
@@ -226,78 +360,49 @@ def _rank_chunk(
     eligible: np.ndarray,
     first: int,
     stop: int,
-    floor: int,
-    keep: int,
-):
-    """First-stage scores of fingers ``first..stop-1`` and the ``keep`` best of them.
-
-    A finger's score is the sum over probe codes of ``max(0, best agreeing bits - floor)``, the best
-    taken over the finger's codes.  Ineligible fingers (removed, or of another finger position) are
-    skipped.  Returns ``(rows, scores, compared)``: the kept rows ordered by score descending then
-    row ascending (a total order, so merging chunks gives the same result however the gallery is
-    split), their scores, and how many fingers were scored.
-    """
-    n_probe = probe.shape[0]
-    best = np.zeros(n_probe, np.int64)
-    top_rows = np.full(keep, -1, np.int64)
-    top_scores = np.full(keep, -1, np.int64)
-    worst = 0  # slot of the smallest kept entry (score ascending, then row descending)
-    filled = 0
-    compared = 0
-    for f in range(first, stop):
-        if not eligible[f]:
-            continue
-        compared += 1
-        score = _finger_score(probe, codes, code_start[f], code_count[f], floor, best)
-        if filled < keep:
-            top_rows[filled] = f
-            top_scores[filled] = score
-            filled += 1
-            if filled < keep:
-                continue
-        elif score <= top_scores[worst]:
-            continue  # rows arrive ascending: a tie with the worst kept entry loses to it
-        else:
-            top_rows[worst] = f
-            top_scores[worst] = score
-        worst = 0
-        for s in range(1, keep):
-            if top_scores[s] < top_scores[worst] or (top_scores[s] == top_scores[worst] and top_rows[s] > top_rows[worst]):
-                worst = s
-    rows = top_rows[:filled]
-    scores = top_scores[:filled]
-    order = np.argsort(-scores * (stop + 1) + rows) if filled else np.zeros(0, np.int64)
-    return rows[order].copy(), scores[order].copy(), compared
-
-
-@njit(cache=True, nogil=True)
-def _score_chunk(
-    probe: np.ndarray,
-    codes: np.ndarray,
-    code_start: np.ndarray,
-    code_count: np.ndarray,
-    eligible: np.ndarray,
-    first: int,
-    stop: int,
-    floor: int,
+    vote: np.ndarray,
     out: np.ndarray,
 ) -> int:
-    """First-stage score of every finger ``first..stop-1`` written to ``out[f]`` (-1 if not eligible).
+    """The bound (:func:`_agreements`) of every finger ``first..stop-1`` written to ``out[f]`` (-1 if not eligible).
 
-    The score is :func:`_rank_chunk`'s.  Chunks write disjoint slices of ``out``, so threads may
-    share it.  Returns how many fingers were scored.
+    Chunks write disjoint slices of ``out``, so threads may share it.  Returns how many fingers
+    were bounded.
     """
-    n_probe = probe.shape[0]
-    best = np.zeros(n_probe, np.int64)
+    best = np.zeros(probe.shape[0], np.int32)
     compared = 0
     for f in range(first, stop):
         if not eligible[f]:
             out[f] = -1
             continue
         compared += 1
-        score = _finger_score(probe, codes, code_start[f], code_count[f], floor, best)
-        out[f] = score
+        out[f] = _agreements(probe, codes, code_start[f], code_count[f], vote, best)
     return compared
+
+
+@njit(cache=True, nogil=True)
+def _score_rows(
+    probe: np.ndarray,
+    probe_geometry: np.ndarray,
+    codes: np.ndarray,
+    code_start: np.ndarray,
+    code_count: np.ndarray,
+    m_row: np.ndarray,
+    m_col: np.ndarray,
+    m_direction: np.ndarray,
+    minutia_start: np.ndarray,
+    resolution: np.ndarray,
+    rows: np.ndarray,
+    vote: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """First-stage score (:func:`_vote`) of each of ``rows``, into ``out``."""
+    scratch = _scratch(probe.shape[0])
+    for k in range(rows.shape[0]):
+        f = rows[k]
+        out[k] = _vote(
+            probe, probe_geometry, codes, code_start[f], code_count[f], m_row, m_col, m_direction, minutia_start[f],
+            MATCH_DPI / resolution[f], vote, scratch,
+        )  # fmt: skip
 
 
 @njit(cache=True, nogil=True)

@@ -49,14 +49,14 @@ import numpy as np
 
 from ..errors import ConfigurationError, GalleryError, TemplateFormatError
 from . import _index_kernels as kernels
-from .index_params import DEFAULT_INDEX_PARAMETERS, IndexParameters
+from .index_params import DEFAULT_INDEX_PARAMETERS, MINUTIA_INDEX_BITS, IndexParameters
 from .match import MATCH_DPI, MatchTemplate, fmr_at, match_many, prepare
 from .template import MINUTIA_DTYPE, FingerprintTemplate
 
 __all__ = ["INDEX_FORMAT_VERSION", "MAX_ID_LENGTH", "Candidate", "FingerprintIndex", "PersonCandidate", "fused_evidence"]
 
 #: Version of the ``.npz`` layout written by :meth:`FingerprintIndex.save`.
-INDEX_FORMAT_VERSION = 1
+INDEX_FORMAT_VERSION = 2  # 2: codes name their minutia (last byte) for the geometric vote
 
 #: Longest accepted id, in characters (an e-KTP NIK has 16 digits; UUIDs have 36 characters).
 MAX_ID_LENGTH = 64
@@ -155,13 +155,13 @@ def _code_layout(params: IndexParameters) -> tuple[np.ndarray, np.ndarray, np.nd
     candidates = np.array(
         [(cell, k) for cell in np.flatnonzero(inner) for k in range(mp.direction_bins)], dtype=np.int64
     ).reshape(-1, 2)
-    if candidates.shape[0] < params.code_bits:
+    if candidates.shape[0] < params.descriptor_bits:
         raise ConfigurationError(
             f"only {candidates.shape[0]} cylinder positions lie within code_radius_fraction="
-            f"{params.code_radius_fraction} of the centre; {params.code_bits} are needed, raise it"
+            f"{params.code_radius_fraction} of the centre; {params.descriptor_bits} are needed, raise it"
         )
     rng = np.random.default_rng(params.code_seed)
-    chosen = candidates[np.sort(rng.choice(candidates.shape[0], size=params.code_bits, replace=False))]
+    chosen = candidates[np.sort(rng.choice(candidates.shape[0], size=params.descriptor_bits, replace=False))]
     arrays = (np.ascontiguousarray(a[inside]), np.ascontiguousarray(b[inside]), chosen[:, 0].copy(), chosen[:, 1].copy())
     for array in arrays:
         array.flags.writeable = False
@@ -219,6 +219,11 @@ def cylinder_codes(template: FingerprintTemplate, params: IndexParameters | None
 
 
 def _codes(template: FingerprintTemplate, params: IndexParameters, limit: int) -> np.ndarray:
+    return _codes_and_geometry(template, params, limit)[0]
+
+
+def _codes_and_geometry(template: FingerprintTemplate, params: IndexParameters, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (minutia index in the last byte) and the (V, 3) ``x, y_up, direction`` of their minutiae at 500 dpi."""
     mp = params.match_params
     cell_a, cell_b, sample_cell, sample_bin = _code_layout(params)
     scale = MATCH_DPI / template.resolution
@@ -234,8 +239,12 @@ def _codes(template: FingerprintTemplate, params: IndexParameters, limit: int) -
         # Central minutiae are the likeliest to lie in the part another impression also shows.
         kx, ky = x[kept], y_up[kept]
         distance = np.hypot(kx - kx.mean(), ky - ky.mean())
-        codes = codes[np.sort(np.argsort(distance, kind="stable")[:limit])]
-    return np.ascontiguousarray(codes)
+        chosen = np.sort(np.argsort(distance, kind="stable")[:limit])
+        codes, kept = codes[chosen], kept[chosen]
+    codes = np.ascontiguousarray(codes)
+    # descriptors fill the low bits only (descriptor_bits < code_bits): the last byte names the minutia
+    codes[:, -1] |= kept.astype(np.uint64) << np.uint64(64 - MINUTIA_INDEX_BITS)
+    return codes, np.ascontiguousarray(np.stack([x[kept], y_up[kept], theta[kept]], axis=1))
 
 
 def _check_params(params: IndexParameters | None) -> IndexParameters:
@@ -325,6 +334,11 @@ class FingerprintIndex:
         self._owner = _Column(np.int32)  # the first row of the same id: one number per person, for person-level fusion
         self._live = 0
         self._cache: OrderedDict[int, MatchTemplate] = OrderedDict()
+        p = self.params
+        last_word_bits = p.descriptor_bits - 64 * (p.code_words - 1)
+        self._vote = np.array(
+            [p.similarity_floor, p.rotation_bins, p.rotation_spread, p.translation_tolerance, last_word_bits]
+        )
 
     # -- size and memory ------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -788,38 +802,34 @@ class FingerprintIndex:
             ]
 
     def _person_first_stage(self, fingers: Mapping[int, FingerprintTemplate], keep: int) -> np.ndarray:
-        """First rows of the ``keep`` persons with the highest summed first-stage scores, best first (ties by row)."""
+        """First rows of the ``keep`` persons with the highest summed first-stage scores, best first (ties by row).
+
+        A person's summed bound (per probe finger, the best ``_agreements`` bound among its
+        fingers of that position) ranks everyone; the ``params.vote_shortlist`` persons of
+        highest summed bound (ties by row) are voted and ranked by their summed votes.
+        """
         n = len(self._ids)
         owner = self._owner.view
-        fused = np.zeros(n, dtype=np.int64)
+        arrays = {p: self._kernel_arrays(t) for p, t in fingers.items()}
+        eligible = {p: self._eligible(p or None) for p in fingers}
+        summed = np.zeros(n, dtype=np.int64)
         present = np.zeros(n, dtype=np.bool_)
-        for p, template in fingers.items():
-            scores = self._first_stage_scores(template, self._eligible(p or None))
+        for p, args in arrays.items():
             best = np.full(n, -1, dtype=np.int32)
-            kernels._person_best(scores, owner, best)
+            kernels._person_best(self._bounds(args, eligible[p]), owner, best)
             present |= best >= 0
-            fused += np.maximum(best, 0)
-        persons = np.flatnonzero(present)
-        if persons.size > keep:
-            # the keep-th best score and everything above it, then an exact order of those
-            cut = np.partition(fused[persons], persons.size - keep)[persons.size - keep]
-            persons = persons[fused[persons] >= cut]
-        order = np.lexsort((persons, -fused[persons]))[:keep]
-        return persons[order]
-
-    def _first_stage_scores(self, template: FingerprintTemplate, eligible: np.ndarray) -> np.ndarray:
-        """(rows,) int32 first-stage score of every finger, -1 where not eligible."""
-        probe = _codes(template, self.params, self.params.max_probe_codes)
-        n = eligible.shape[0]
-        out = np.empty(n, dtype=np.int32)
-        chunk = max(1, min(self.params.chunk_fingers, -(-n // self.threads)))
-        codes, start, count = self._codes.view, self._code_start.view, self._code_count.view
-        floor = self.params.similarity_floor
-        self._map(
-            lambda lo: kernels._score_chunk(probe, codes, start, count, eligible, lo, min(lo + chunk, n), floor, out),
-            list(range(0, n, chunk)),
-        )
-        return out
+            summed += np.maximum(best, 0)
+        persons = _top_rows(np.where(present, summed, -1), max(keep, self.params.vote_shortlist))
+        votes = np.zeros(persons.size, dtype=np.int64)
+        for p, args in arrays.items():
+            which = [(k, r) for k, first in enumerate(persons.tolist()) for r in self._rows_of[self._ids[first]] if eligible[p][r]]  # type: ignore[index]
+            if not which:
+                continue
+            scores = self._votes(args, np.array([r for _, r in which], dtype=np.int64))
+            best = np.zeros(persons.size, dtype=np.int64)
+            np.maximum.at(best, np.array([k for k, _ in which], dtype=np.int64), scores)
+            votes += best
+        return persons[np.lexsort((persons, -votes))[:keep]]
 
     def _score_persons(self, prepared: Mapping[int, MatchTemplate], first_rows: np.ndarray, best: np.ndarray) -> None:
         """``best[n, c]``: the best full score of probe finger ``c`` among the person of ``first_rows[n]``'s fingers of its position."""
@@ -852,21 +862,47 @@ class FingerprintIndex:
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
             return list(pool.map(work, items))
 
-    def _first_stage(self, template: FingerprintTemplate, keep: int, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rows of the ``keep`` best first-stage scores among eligible fingers, best first."""
-        probe = _codes(template, self.params, self.params.max_probe_codes)
-        n = eligible.shape[0]
+    def _chunks(self, n: int) -> list[tuple[int, int]]:
         chunk = max(1, min(self.params.chunk_fingers, -(-n // self.threads)))
-        bounds = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
-        codes, start, count = self._codes.view, self._code_start.view, self._code_count.view
-        floor = self.params.similarity_floor
-        parts = self._map(
-            lambda b: kernels._rank_chunk(probe, codes, start, count, eligible, b[0], b[1], floor, keep), bounds
-        )
-        rows = np.concatenate([p[0] for p in parts])
-        scores = np.concatenate([p[1] for p in parts])
+        return [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
+
+    def _kernel_arrays(self, template: FingerprintTemplate) -> tuple:
+        """The first-stage kernels' arguments but the chunk bounds: probe, gallery columns, vote settings."""
+        probe, geometry = _codes_and_geometry(template, self.params, self.params.max_probe_codes)
+        minutiae = self._minutiae.view
+        return (
+            probe, geometry, self._codes.view, self._code_start.view, self._code_count.view, minutiae["row"],
+            minutiae["col"], minutiae["direction"], self._minutia_start.view, self._geometry.view[:, 2], self._vote,
+        )  # fmt: skip
+
+    def _first_stage(self, template: FingerprintTemplate, keep: int, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the ``keep`` best first-stage scores among eligible fingers, best first.
+
+        Every eligible finger gets its bound (``_agreements``); the ``params.vote_shortlist`` of
+        highest bound (ties by row) are voted (``_vote``) and ranked by that score, ties by row.
+        """
+        arrays = self._kernel_arrays(template)
+        rows = _top_rows(self._bounds(arrays, eligible), max(keep, self.params.vote_shortlist))
+        scores = self._votes(arrays, rows)
         order = np.lexsort((rows, -scores))[:keep]
         return rows[order], scores[order]
+
+    def _bounds(self, arrays: tuple, eligible: np.ndarray) -> np.ndarray:
+        """(rows,) int32 first-stage bound (``_agreements``) of every finger, -1 where not eligible, over the index's threads."""
+        probe, _, codes, start, count, *_rest, vote = arrays
+        out = np.empty(eligible.shape[0], dtype=np.int32)
+        self._map(lambda c: kernels._bound_chunk(probe, codes, start, count, eligible, c[0], c[1], vote, out), self._chunks(out.size))
+        return out
+
+    def _votes(self, arrays: tuple, rows: np.ndarray) -> np.ndarray:
+        """First-stage scores (``_vote``) of the given rows, over the index's threads."""
+        scores = np.zeros(rows.size, dtype=np.int64)
+        step = max(1, -(-rows.size // self.threads))
+        self._map(
+            lambda lo: kernels._score_rows(*arrays[:10], rows[lo : lo + step], arrays[10], scores[lo : lo + step]),
+            list(range(0, rows.size, step)),
+        )
+        return scores
 
     def _search_rows(
         self, template: FingerprintTemplate, keep: int, eligible: np.ndarray, prepared: MatchTemplate | None = None
@@ -928,6 +964,15 @@ def _as_list(values: object, name: str) -> list:
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise ConfigurationError(f"{name} must be a sequence, got {type(values).__name__}")
     return list(values)
+
+
+def _top_rows(values: np.ndarray, keep: int) -> np.ndarray:
+    """Indices of the ``keep`` largest non-negative values (fewer if fewer), by value descending then index ascending."""
+    candidates = np.flatnonzero(values >= 0)
+    if candidates.size > keep:
+        cut = np.partition(values[candidates], candidates.size - keep)[candidates.size - keep]
+        candidates = candidates[values[candidates] >= cut]
+    return candidates[np.lexsort((candidates, -values[candidates]))[:keep]]
 
 
 def _starts(counts: np.ndarray) -> np.ndarray:

@@ -18,7 +18,11 @@ from .._params import check_numeric_fields
 from ..errors import ConfigurationError
 from .match_params import DEFAULT_MATCH_PARAMETERS, MatchParameters
 
-__all__ = ["DEFAULT_INDEX_PARAMETERS", "IndexParameters"]
+__all__ = ["DEFAULT_INDEX_PARAMETERS", "MINUTIA_INDEX_BITS", "IndexParameters"]
+
+#: Bits at the top of a stored code's last word that name its minutia (a template holds at most
+#: 255 minutiae), so the first stage can check that matching codes agree on one rigid motion.
+MINUTIA_INDEX_BITS = 8
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,9 @@ class IndexParameters:
     """
 
     # -- first stage: cylinder codes (MCC indexing) ---------------------------------------------
-    #: Bits of one cylinder code, sampled from its binary cylinder (64 or 128).  MCC indexing
-    #: samples h bits per hash; 64 fits one machine word, one popcount per code pair.
+    #: Bits of one stored code (64 or 128): the last 8 name the code's minutia, the others
+    #: (:attr:`descriptor_bits`) are sampled from its binary cylinder.  MCC indexing samples h bits
+    #: per hash; 64 fits one machine word, one popcount per code pair.
     code_bits: int = 64
     #: Codes are sampled from cells whose centre lies within this fraction of the cylinder
     #: radius: inner cells are valid in almost every valid cylinder, so a code rarely holds the
@@ -59,10 +64,31 @@ class IndexParameters:
     max_gallery_codes: int = 48
     #: Codes of a probe finger used in the first stage (its cost grows linearly with this).
     max_probe_codes: int = 64
-    #: A probe code adds ``max(0, best agreeing bits - floor)`` to a gallery finger's first-stage
-    #: score, bits.  Unrelated codes with 38% of their bits set agree on about 34 of 64, so the floor keeps chance
-    #: agreements from adding up; of 39, 44 and 48, 44 had the best top-50 rate (0.941, 64 codes).
-    similarity_floor: int = 44
+    #: A pair of codes counts in the first stage when their descriptors agree on more than this
+    #: many bits, with weight ``agreeing bits - floor``.  Unrelated 56-bit descriptors with 38% of
+    #: their bits set agree on about 30.  On the sample below, 38 kept 32 of 40 mates in the first
+    #: 400 persons (40: 31, 42: 27, 44: 24) when voting everyone.
+    similarity_floor: int = 38
+    #: Geometric vote of the first stage: each counted pair implies a rotation (the difference of
+    #: the two minutia directions), binned into this many bins (32: 11.25 degrees).  Our choice.
+    rotation_bins: int = 32
+    #: The rotation is the bin whose neighbourhood of +- this many bins collects the most weight
+    #: (each probe code counted once, with its best pair).  Our choice.
+    rotation_spread: int = 1
+    #: Under that rotation each pair implies a translation; the score is the largest weight of
+    #: pairs whose translations lie within this distance of one pair's, pixels at 500 dpi (about
+    #: two ridge periods).  A whole-gallery sample (50,000 of the 1,000,000 synthetic persons of
+    #: docs/gallery_scale.md, 40 planted duplicates) put the true mate in the first 400 persons for
+    #: 34 of 40 with the vote, 22 of 40 with the best-agreement sum it replaced (rotation alone:
+    #: 27); 15 and 30 pixels were within one mate of 20.
+    translation_tolerance: float = 20.0
+    #: The vote costs about 4 microseconds per finger, several times the popcount bound (the
+    #: sum over probe codes of their best pair weight, which caps the vote), so only this many
+    #: fingers (per-finger search) or persons (person search) of highest bound are voted.  On
+    #: the sample above, voting the top 400 of 50,000 persons by bound (8,000 of 1,000,000 in
+    #: proportion) kept the mate in the top 20 (400) for 29 of 40, voting everyone 32; 8,192
+    #: bounds the vote at about 0.07 s of CPU per probe person.
+    vote_shortlist: int = 8192
     #: Fingers the first stage passes to the full matcher, per probe finger, before any growth.
     #: Each shortlisted finger costs one ``prepare`` (about 2.5 ms of CPU) unless cached.
     shortlist: int = 100
@@ -113,7 +139,8 @@ class IndexParameters:
                 raise ConfigurationError(f"{name} must be {what}, got {getattr(self, name)!r}")
 
         for name in (
-            "code_bits", "code_seed", "max_gallery_codes", "max_probe_codes", "similarity_floor", "shortlist",
+            "code_bits", "code_seed", "max_gallery_codes", "max_probe_codes", "similarity_floor", "rotation_bins",
+            "rotation_spread", "vote_shortlist", "shortlist",
             "max_shortlist", "person_shortlist", "max_person_shortlist", "cache_size", "chunk_fingers",
         ):  # fmt: skip
             value = getattr(self, name)
@@ -125,7 +152,11 @@ class IndexParameters:
         need("code_radius_fraction", 0.2 <= self.code_radius_fraction <= 1.0, "in [0.2, 1]")
         need("max_gallery_codes", 1 <= self.max_gallery_codes <= 255, "between 1 and 255")
         need("max_probe_codes", 1 <= self.max_probe_codes <= 255, "between 1 and 255")
-        need("similarity_floor", 0 <= self.similarity_floor < self.code_bits, "in [0, code_bits)")
+        need("similarity_floor", 0 <= self.similarity_floor < self.descriptor_bits, "in [0, descriptor_bits)")
+        need("rotation_bins", 4 <= self.rotation_bins <= 360, "between 4 and 360")
+        need("rotation_spread", 0 <= 2 * self.rotation_spread < self.rotation_bins, "at least 0 and under half of rotation_bins")
+        need("translation_tolerance", 0.0 < self.translation_tolerance <= 500.0, "in (0, 500] pixels")
+        need("vote_shortlist", 1 <= self.vote_shortlist <= 10_000_000, "between 1 and 10000000")
         need("shortlist", 1 <= self.shortlist <= 100_000, "between 1 and 100000")
         need("max_shortlist", self.shortlist <= self.max_shortlist <= 100_000, "between shortlist and 100000")
         need("confident_score", 0.0 <= self.confident_score <= 1.0, "in [0, 1]")
@@ -152,6 +183,11 @@ class IndexParameters:
         """
         stored = ("code_bits", "code_radius_fraction", "code_seed", "code_cell_threshold", "max_gallery_codes", "match_params")
         return "IndexParameters(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in stored) + ")"
+
+    @property
+    def descriptor_bits(self) -> int:
+        """Bits of a code sampled from the cylinder (the rest name the minutia)."""
+        return self.code_bits - MINUTIA_INDEX_BITS
 
     @property
     def code_words(self) -> int:
