@@ -95,7 +95,7 @@ def gallery_index(cache: Path, fingers: int, threads: int, extra=None, repeat: b
     With ``repeat``, missing chunks are stood in for by the built ones again under other ids: the
     same work per finger for timing, but fewer distinct fingers (the result records how many).
     """
-    from ektp_biometrics.fingerprint.index import FingerprintIndex
+    from ektp_biometrics.fingerprint.index import INDEX_FORMAT_VERSION, FingerprintIndex
 
     needed = -(-fingers // CHUNK)
     built = 0
@@ -115,6 +115,8 @@ def gallery_index(cache: Path, fingers: int, threads: int, extra=None, repeat: b
     for c in range(needed):
         with np.load(chunk_paths(cache, c % built)[1]) as data:
             arrays = {k: data[k] for k in data.files}
+        if int(arrays["format_version"]) != INDEX_FORMAT_VERSION:
+            raise SystemExit(f"{chunk_paths(cache, c % built)[1]} is an index of format {int(arrays['format_version'])}; delete it and run `gallery` again")
         take = min(CHUNK, fingers - c * CHUNK)
         chunk_ids = arrays["ids"].tobytes().decode().split("\n")[:take]
         if c >= built:
@@ -134,7 +136,7 @@ def gallery_index(cache: Path, fingers: int, threads: int, extra=None, repeat: b
     merged = {name: np.concatenate(values) for name, values in parts.items()}
     path = cache / f"merged_{fingers}_{0 if extra is None else len(extra[0])}.npz"
     with open(path, "wb") as handle:
-        np.savez(handle, format_version=np.array(1, dtype=np.int32), params=params,
+        np.savez(handle, format_version=np.array(INDEX_FORMAT_VERSION, dtype=np.int32), params=params,
                  ids=np.frombuffer("\n".join(ids).encode(), dtype=np.uint8), **merged)  # fmt: skip
     index = FingerprintIndex.load(path, threads=threads)
     path.unlink()
@@ -319,8 +321,20 @@ def run_real(args: argparse.Namespace) -> dict:
     out = {"command": "python " + " ".join(sys.argv),
            "commit": git_commit(), "gallery_real_fingers": len(gallery), "probes": len(probes),
            "exhaustive_rank1_hit_rate": float(np.mean([t == m for t, m in zip(exhaustive_top, mates)])), "rows": []}  # fmt: skip
-    for distractors in args.distractors:
-        if distractors:
+    real_ids = set(ids)
+    sources = [(d, None) for d in args.distractors]
+    if args.distractor_index:
+        sources = [(None, args.distractor_index)]
+    for distractors, saved in sources:
+        position = None
+        if saved is not None:
+            # a saved index (a gallery's, say) as the distractors; the real fingers join at one position
+            index = FingerprintIndex.load(saved, threads=2)
+            position = args.distractor_position
+            index.add(ids, gallery, positions=[position] * len(ids))
+            distractors = int((index._position.view == position).sum()) - len(ids)
+            index.distinct_fingers = distractors  # type: ignore[attr-defined]
+        elif distractors:
             index = gallery_index(args.cache, distractors, threads=2, extra=(ids, gallery), repeat=args.repeat)
         else:
             index = FingerprintIndex(threads=2)
@@ -335,7 +349,7 @@ def run_real(args: argparse.Namespace) -> dict:
         for n in chosen:
             scored.clear()
             t0, c0 = time.perf_counter(), time.process_time()
-            found = index.search(probes[n], k=1)[0]
+            found = index.search(probes[n], k=1, position=position)[0]
             times.append(time.perf_counter() - t0)
             cpus.append(time.process_time() - c0)
             same = bool(found.score == best[n] and found.id == exhaustive_top[n])
@@ -343,9 +357,11 @@ def run_real(args: argparse.Namespace) -> dict:
             hits += found.id == mates[n]
             kept += same and exhaustive_top[n] == mates[n]
             grown += sum(scored) > index.params.shortlist
-            distractor_first += bool(found.id.startswith("s") and found.score > best[n])  # synthetic ids are s<number>
+            distractor_first += bool(found.id not in real_ids and found.score > best[n])
         row = {
             "synthetic_distractors": distractors,
+            "distractors_from": None if saved is None else str(saved),
+            "searched_position": position,
             "distinct_distractors": getattr(index, "distinct_fingers", 0),
             "probes_searched": len(chosen),
             "rank1_identical_to_exhaustive": identical,
@@ -409,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--distractors", type=int, nargs="+", default=[0, 100_000, 1_000_000])
     r.add_argument("--probe-step", type=int, default=4, help="search every n-th probe when there are distractors")
     r.add_argument("--fixed-shortlist", action="store_true", help="no adaptive growth (max_shortlist = shortlist)")
+    r.add_argument("--distractor-index", type=Path, help="a saved FingerprintIndex (.npz) as the distractors, instead of --distractors")
+    r.add_argument("--distractor-position", type=int, default=2, help="ISO position the real fingers join and probes search")
     for p, name in ((s, "index_synthetic.json"), (r, "index_real.json")):
         p.add_argument("--out", default=name, help="file name under docs/results")
         p.add_argument("--repeat", action="store_true", help="stand in for unbuilt chunks with built ones (timing only)")

@@ -103,7 +103,7 @@ def naive_bound_and_vote(probe, probe_geometry, codes, template, params):
     for (i, j), w in sorted(weights.items()):
         m = template.minutiae[minutia[j]]
         turn = float(probe_geometry[i, 2]) - float(np.float32(m["direction"]))
-        pairs.append((i, w, int(np.floor(turn * (nb / (2 * np.pi)) + 0.5)) % nb, float(m["col"]) * scale, -float(m["row"]) * scale))
+        pairs.append((i, w, int(np.floor(turn * nb / (2 * np.pi) + 0.5)) % nb, float(m["col"]) * scale, -float(m["row"]) * scale))
     histogram = [0] * nb
     for _, w, b, _, _ in pairs:
         histogram[b] += w

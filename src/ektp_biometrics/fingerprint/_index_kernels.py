@@ -189,10 +189,10 @@ def _cylinder_codes(
 def _scratch(n_probe: int):
     """Per-thread scratch of the first-stage kernels: room for every (probe code, gallery code) pair of one finger."""
     size = n_probe * 256  # a finger stores at most 255 codes
-    return (
-        np.zeros(size, np.int64), np.zeros(size, np.int64), np.zeros(size, np.int64), np.zeros(size),
-        np.zeros(size), np.zeros(360, np.int64), np.zeros(size, np.int32), np.zeros(256), np.zeros(256), np.zeros(256),
-    )  # fmt: skip
+    pairs = (np.zeros(size, np.int64), np.zeros(size, np.int64), np.zeros(size, np.int64), np.zeros(size, np.int64))
+    shifts = (np.zeros(size), np.zeros(size))
+    per_code = (np.zeros(256), np.zeros(256), np.zeros(256))
+    return (*pairs, *shifts, np.zeros(360, np.int64), np.zeros(size, np.int32), *per_code)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -200,8 +200,8 @@ def _weights(probe: np.ndarray, codes: np.ndarray, start: int, count: int, vote:
     """``agree[j * n_probe + i]``: agreeing descriptor bits of gallery code ``start + j`` and probe code ``i``, minus the floor.
 
     ``vote`` holds ``(floor, rotation_bins, spread, tolerance, descriptor bits in the last word)``;
-    a code's top byte names its minutia and is masked off.  Branch-free loops the compiler
-    vectorizes (one XOR and one popcount per pair and word).
+    a code's top byte names its minutia and is masked off.  Branch-free loops over the probe
+    codes, which the compiler vectorizes (one XOR, one AND and one popcount per pair and word).
     """
     floor = np.int32(vote[0])
     mask = (np.uint64(1) << np.uint64(vote[4])) - np.uint64(1)
@@ -210,11 +210,12 @@ def _weights(probe: np.ndarray, codes: np.ndarray, start: int, count: int, vote:
     bits = np.int32(64 * last + _popcount(mask))
     for j in range(count):
         g = codes[start + j, last]
+        row = j * n_probe
         for i in range(n_probe):
-            agree[j * n_probe + i] = bits - np.int32(_popcount((probe[i, last] ^ g) & mask)) - floor
+            agree[row + i] = bits - np.int32(_popcount((probe[i, last] ^ g) & mask)) - floor
         for w in range(last):
             for i in range(n_probe):
-                agree[j * n_probe + i] -= np.int32(_popcount(probe[i, w] ^ codes[start + j, w]))
+                agree[row + i] -= np.int32(_popcount(probe[i, w] ^ codes[start + j, w]))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -276,26 +277,27 @@ def _vote(
     n_bins = np.int64(vote[1])
     spread = np.int64(vote[2])
     tolerance2 = vote[3] * vote[3]
-    pair_code, pair_weight, pair_bin, pair_x, pair_y, histogram, agree, code_x, code_y, code_direction = scratch
+    pair_code, pair_weight, pair_bin, pair_gallery, shift_x, shift_y, histogram, agree, code_x, code_y, code_direction = scratch
     _weights(probe, codes, start, count, vote, agree)
     n_probe = probe_geometry.shape[0]
     last = codes.shape[1] - 1
+    to_bins = n_bins / TWO_PI
     for j in range(count):
         m = m_start + np.int64(codes[start + j, last] >> np.uint64(56))
         code_x[j] = m_col[m] * scale
         code_y[j] = -m_row[m] * scale
-        code_direction[j] = m_direction[m]
+        # 0.5 (to round) minus the gallery direction, in bins, plus 4 turns so that the sums below are positive
+        code_direction[j] = 4 * n_bins + 0.5 - m_direction[m] * to_bins
     n = 0
     for i in range(n_probe):  # probe code outer: pairs come grouped by probe code
+        turn = probe_geometry[i, 2] * to_bins
         for j in range(count):
             weight = agree[j * n_probe + i]
             if weight > 0:
                 pair_code[n] = i
                 pair_weight[n] = weight
-                turn = probe_geometry[i, 2] - code_direction[j]
-                pair_bin[n] = np.int64(math.floor(turn * (n_bins / TWO_PI) + 0.5)) % n_bins
-                pair_x[n] = code_x[j]
-                pair_y[n] = code_y[j]
+                pair_bin[n] = np.int64(turn + code_direction[j]) % n_bins  # positive: directions lie in [0, 2 pi)
+                pair_gallery[n] = j
                 n += 1
     if n == 0:
         return 0
@@ -323,12 +325,11 @@ def _vote(
         if off > spread and off < n_bins - spread:
             continue
         i = pair_code[q]
-        gx = pair_x[q]
-        gy = pair_y[q]
+        j = pair_gallery[q]
         pair_code[kept] = i
         pair_weight[kept] = pair_weight[q]
-        pair_x[kept] = probe_geometry[i, 0] - (c * gx - s * gy)
-        pair_y[kept] = probe_geometry[i, 1] - (s * gx + c * gy)
+        shift_x[kept] = probe_geometry[i, 0] - (c * code_x[j] - s * code_y[j])
+        shift_y[kept] = probe_geometry[i, 1] - (s * code_x[j] + c * code_y[j])
         kept += 1
     # The densest translation: a running maximum per probe code (pairs still grouped by code).
     score = np.int64(0)
@@ -337,8 +338,8 @@ def _vote(
         code = -1
         top = np.int64(0)
         for q in range(kept):
-            dx = pair_x[q] - pair_x[a]
-            dy = pair_y[q] - pair_y[a]
+            dx = shift_x[q] - shift_x[a]
+            dy = shift_y[q] - shift_y[a]
             if dx * dx + dy * dy > tolerance2:
                 continue
             if pair_code[q] != code:

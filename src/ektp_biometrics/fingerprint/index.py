@@ -3,10 +3,12 @@
 Stage one ranks the *whole* gallery cheaply.  Every valid Minutia Cylinder-Code cylinder of an
 enrolled finger is reduced to a short bit code, its binary cylinder sampled at fixed (cell,
 direction) positions (a locality-sensitive hash, as in Cappelli, Ferrara and Maltoni, *Fingerprint
-indexing based on Minutia Cylinder-Code*, TPAMI 2011).  A probe code adds
-``max(0, agreeing bits - floor)`` of its best partner among a finger's codes to that finger's
-score: one XOR and one popcount per code pair, in Numba kernels that release the GIL and run over
-gallery chunks in a thread pool, each keeping its own top list that is merged at the end.
+indexing based on Minutia Cylinder-Code*, TPAMI 2011), and names its minutia in its last byte.
+Every finger gets a cheap bound, the sum over probe codes of ``max(0, agreeing bits - floor)`` of
+their best partner among its codes (one XOR, one AND and one popcount per code pair); the fingers
+(or persons) of highest bound are then scored by a geometric vote: only code agreements that one
+rotation and one translation explain count.  The kernels are Numba, release the GIL and run over
+gallery chunks in a thread pool.
 
 Stage two runs the full matcher (:func:`~ektp_biometrics.fingerprint.match.prepare` and
 :func:`~ektp_biometrics.fingerprint.match.match_many`) on the shortlist, so every returned score is
@@ -199,7 +201,8 @@ def cylinder_codes(template: FingerprintTemplate, params: IndexParameters | None
     Returns
     -------
     (V, code_bits // 64) ndarray of uint64
-        Bit ``s`` of a code says whether the MCC cylinder of that minutia reaches
+        The last byte of a code is its minutia's index in ``template``.  Bit ``s`` below
+        ``params.descriptor_bits`` says whether the MCC cylinder of that minutia reaches
         ``params.code_cell_threshold`` at the ``s``-th sampled (cell, direction bin); with the
         threshold set to the matcher's ``cell_threshold`` it is the binary cylinder of
         :func:`~ektp_biometrics.fingerprint.match.prepare`.  A cell outside the print gives 0.
