@@ -823,15 +823,16 @@ class FingerprintIndex:
             present |= best >= 0
             summed += np.maximum(best, 0)
         persons = _top_rows(np.where(present, summed, -1), max(keep, self.params.vote_shortlist))
+        chosen = np.zeros(n, dtype=np.bool_)
+        chosen[persons] = True
         votes = np.zeros(persons.size, dtype=np.int64)
         for p, args in arrays.items():
-            which = [(k, r) for k, first in enumerate(persons.tolist()) for r in self._rows_of[self._ids[first]] if eligible[p][r]]  # type: ignore[index]
-            if not which:
-                continue
-            scores = self._votes(args, np.array([r for _, r in which], dtype=np.int64))
-            best = np.zeros(persons.size, dtype=np.int64)
-            np.maximum.at(best, np.array([k for k, _ in which], dtype=np.int64), scores)
-            votes += best
+            rows = np.flatnonzero(eligible[p] & chosen[owner])  # the chosen persons' fingers of this position
+            scores = np.full(n, -1, dtype=np.int32)
+            scores[rows] = self._votes(args, rows)
+            best = np.full(n, -1, dtype=np.int32)
+            kernels._person_best(scores, owner, best)
+            votes += np.maximum(best[persons], 0)
         return persons[np.lexsort((persons, -votes))[:keep]]
 
     def _score_persons(self, prepared: Mapping[int, MatchTemplate], first_rows: np.ndarray, best: np.ndarray) -> None:
