@@ -192,30 +192,41 @@ def _scratch(n_probe: int):
     pairs = (np.zeros(size, np.int64), np.zeros(size, np.int64), np.zeros(size, np.int64), np.zeros(size, np.int64))
     shifts = (np.zeros(size), np.zeros(size))
     per_code = (np.zeros(256), np.zeros(256), np.zeros(256))
-    return (*pairs, *shifts, np.zeros(360, np.int64), np.zeros(size, np.int32), *per_code)
+    positive = np.zeros(4 * 256, np.uint64)  # per probe code, one bit per gallery code (255 at most: 4 words)
+    return (*pairs, *shifts, np.zeros(360, np.int64), np.zeros(size, np.int32), *per_code, positive)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _weights(probe: np.ndarray, codes: np.ndarray, start: int, count: int, vote: np.ndarray, agree: np.ndarray) -> None:
-    """``agree[j * n_probe + i]``: agreeing descriptor bits of gallery code ``start + j`` and probe code ``i``, minus the floor.
+def _weights(
+    probe: np.ndarray, codes: np.ndarray, start: int, count: int, vote: np.ndarray, agree: np.ndarray, positive: np.ndarray
+) -> None:
+    """Pair weights of one finger: ``agree[j * n_probe + i]`` is the agreeing descriptor bits of gallery code ``start + j``
+    and probe code ``i`` minus the floor, and bit ``j % 64`` of ``positive[(j // 64) * n_probe + i]`` says it is positive.
 
     ``vote`` holds ``(floor, rotation_bins, spread, tolerance, descriptor bits in the last word)``;
     a code's top byte names its minutia and is masked off.  Branch-free loops over the probe
-    codes, which the compiler vectorizes (one XOR, one AND and one popcount per pair and word).
+    codes, which the compiler vectorizes (one XOR, one AND and one popcount per pair and word);
+    the bit masks let the vote visit only the positive pairs.
     """
     floor = np.int32(vote[0])
     mask = (np.uint64(1) << np.uint64(vote[4])) - np.uint64(1)
     n_probe = probe.shape[0]
     last = probe.shape[1] - 1
     bits = np.int32(64 * last + _popcount(mask))
+    for k in range(((count + 63) // 64) * n_probe):
+        positive[k] = 0
     for j in range(count):
         g = codes[start + j, last]
         row = j * n_probe
+        word = (j // 64) * n_probe
+        bit = np.uint64(j % 64)
         for i in range(n_probe):
             agree[row + i] = bits - np.int32(_popcount((probe[i, last] ^ g) & mask)) - floor
         for w in range(last):
             for i in range(n_probe):
                 agree[row + i] -= np.int32(_popcount(probe[i, w] ^ codes[start + j, w]))
+        for i in range(n_probe):
+            positive[word + i] |= np.uint64(agree[row + i] > 0) << bit
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -277,8 +288,8 @@ def _vote(
     n_bins = np.int64(vote[1])
     spread = np.int64(vote[2])
     tolerance2 = vote[3] * vote[3]
-    pair_code, pair_weight, pair_bin, pair_gallery, shift_x, shift_y, histogram, agree, code_x, code_y, code_direction = scratch
-    _weights(probe, codes, start, count, vote, agree)
+    pair_code, pair_weight, pair_bin, pair_gallery, shift_x, shift_y, histogram, agree, code_x, code_y, code_direction, positive = scratch
+    _weights(probe, codes, start, count, vote, agree, positive)
     n_probe = probe_geometry.shape[0]
     last = codes.shape[1] - 1
     to_bins = n_bins / TWO_PI
@@ -289,13 +300,17 @@ def _vote(
         # 0.5 (to round) minus the gallery direction, in bins, plus 4 turns so that the sums below are positive
         code_direction[j] = 4 * n_bins + 0.5 - m_direction[m] * to_bins
     n = 0
+    one = np.uint64(1)
     for i in range(n_probe):  # probe code outer: pairs come grouped by probe code
         turn = probe_geometry[i, 2] * to_bins
-        for j in range(count):
-            weight = agree[j * n_probe + i]
-            if weight > 0:
+        for word in range((count + 63) // 64):
+            bits_left = positive[word * n_probe + i]
+            while bits_left:
+                low = bits_left & (~bits_left + one)
+                j = word * 64 + np.int64(_popcount(low - one))  # index of the lowest set bit
+                bits_left ^= low
                 pair_code[n] = i
-                pair_weight[n] = weight
+                pair_weight[n] = agree[j * n_probe + i]
                 pair_bin[n] = np.int64(turn + code_direction[j]) % n_bins  # positive: directions lie in [0, 2 pi)
                 pair_gallery[n] = j
                 n += 1
