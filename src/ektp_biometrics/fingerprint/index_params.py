@@ -82,12 +82,12 @@ class IndexParameters:
     #: 34 of 40 with the vote, 22 of 40 with the best-agreement sum it replaced (rotation alone:
     #: 27); 15 and 30 pixels were within one mate of 20.
     translation_tolerance: float = 20.0
-    #: The vote costs about 2.2 microseconds per finger, several times the popcount bound (the
+    #: The vote costs about 3.5 microseconds per finger, several times the popcount bound (the
     #: sum over probe codes of their best pair weight, which caps the vote), so only this many
     #: fingers (per-finger search) or persons (person search) of highest bound are voted.  At
     #: 1,000,000 persons x 2 fingers (docs/gallery_scale.md) the 5 planted mates the first
     #: 8,192 missed ranked 11,865th-586,935th by bound but 0th, 4th and 14th for 3 of them when
-    #: everyone was voted; 32,768 reaches two of them for about 0.15 s of CPU per probe person.
+    #: everyone was voted; 32,768 reaches two of them for about 0.2 s of CPU per probe person.
     #: On a 50,000-person sample (40 mates) voting 400-3,200 of the 50,000 (8,000-64,000 of a
     #: million in proportion) kept 29-30 mates in the first 20, voting everyone 32.
     vote_shortlist: int = 32768
