@@ -85,12 +85,11 @@ class IndexParameters:
     #: The vote costs about 3.5 microseconds per finger, several times the popcount bound (the
     #: sum over probe codes of their best pair weight, which caps the vote), so only this many
     #: fingers (per-finger search) or persons (person search) of highest bound are voted.  At
-    #: 1,000,000 persons x 2 fingers (docs/gallery_scale.md) the 5 planted mates the first
-    #: 8,192 missed ranked 11,865th-586,935th by bound but 0th, 4th and 14th for 3 of them when
-    #: everyone was voted; 32,768 reaches two of them for about 0.2 s of CPU per probe person.
-    #: On a 50,000-person sample (40 mates) voting 400-3,200 of the 50,000 (8,000-64,000 of a
-    #: million in proportion) kept 29-30 mates in the first 20, voting everyone 32.
-    vote_shortlist: int = 32768
+    #: 1,000,000 persons x 2 fingers (docs/gallery_scale.md, 12 planted duplicates) the true mate
+    #: was first for 7 with 8,192 voted, 9 with 32,768 and 10 with 65,536 (identify 1.13, 1.29
+    #: and 1.46 s wall median, 1.66, 1.98 and 1.95 s max on 2 cores); voting everyone would put
+    #: one more mate in the shortlist for about 7 s of CPU per probe person.
+    vote_shortlist: int = 65536
     #: Fingers the first stage passes to the full matcher, per probe finger, before any growth.
     #: Each shortlisted finger costs one ``prepare`` (about 2.5 ms of CPU) unless cached.
     shortlist: int = 100
