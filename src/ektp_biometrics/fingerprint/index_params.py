@@ -87,8 +87,9 @@ class IndexParameters:
     #: fingers (per-finger search) or persons (person search) of highest bound are voted.  At
     #: 1,000,000 persons x 2 fingers (docs/gallery_scale.md, 12 planted duplicates) the true mate
     #: was first for 7 with 8,192 voted, 9 with 32,768 and 10 with 65,536 (identify 1.13, 1.29
-    #: and 1.46 s wall median, 1.66, 1.98 and 1.95 s max on 2 cores); voting everyone would put
-    #: one more mate in the shortlist for about 7 s of CPU per probe person.
+    #: and 1.46-1.48 s wall median, 1.66, 1.98 and 1.95-2.09 s max on 2 cores, up to 400 persons
+    #: in full); voting everyone would put one more mate in the shortlist for about 7 s of CPU per
+    #: probe person.
     vote_shortlist: int = 65536
     #: Fingers the first stage passes to the full matcher, per probe finger, before any growth.
     #: Each shortlisted finger costs one ``prepare`` (about 2.5 ms of CPU) unless cached.
