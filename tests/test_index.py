@@ -376,6 +376,13 @@ def test_save_load_round_trip_and_damage(prints, tmp_path):
         np.savez(handle, **data)
     with pytest.raises(TemplateFormatError, match="inconsistent"):
         FingerprintIndex.load(tmp_path / "bad.npz")
+    # an index of format 1 (codes without their minutia's index) is refused, not searched wrongly
+    data = dict(np.load(path))
+    data["format_version"] = np.array(1, dtype=np.int32)
+    with open(tmp_path / "old.npz", "wb") as handle:
+        np.savez(handle, **data)
+    with pytest.raises(TemplateFormatError, match="index format version"):
+        FingerprintIndex.load(tmp_path / "old.npz")
 
 
 # -- several fingers per person ---------------------------------------------------------------------------
