@@ -72,15 +72,16 @@ class IndexParameters:
     #: Geometric vote of the first stage: each counted pair implies a rotation (the difference of
     #: the two minutia directions), binned into this many bins (32: 11.25 degrees).  Our choice.
     rotation_bins: int = 32
-    #: The rotation is the bin whose neighbourhood of +- this many bins collects the most weight
-    #: (each probe code counted once, with its best pair).  Our choice.
+    #: The rotation is the bin whose neighbourhood of +- this many bins collects the most pair
+    #: weight.  Our choice.
     rotation_spread: int = 1
     #: Under that rotation each pair implies a translation; the score is the largest weight of
     #: pairs whose translations lie within this distance of one pair's, pixels at 500 dpi (about
     #: two ridge periods).  A whole-gallery sample (50,000 of the 1,000,000 synthetic persons of
-    #: docs/gallery_scale.md, 40 planted duplicates) put the true mate in the first 400 persons for
-    #: 34 of 40 with the vote, 22 of 40 with the best-agreement sum it replaced (rotation alone:
-    #: 27); 15 and 30 pixels were within one mate of 20.
+    #: docs/gallery_scale.md, 40 planted duplicates, ranks scaled to a million) put the true mate
+    #: in the first 400 persons for 32 of 40 with everyone voted, 22 with the best-agreement sum it
+    #: replaced (rotation alone, in a research prototype: 27); 15, 20 and 30 pixels were within
+    #: one mate of each other in the prototype.
     translation_tolerance: float = 20.0
     #: The vote costs about 3.5 microseconds per finger, several times the popcount bound (the
     #: sum over probe codes of their best pair weight, which caps the vote), so only this many
