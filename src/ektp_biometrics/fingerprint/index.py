@@ -818,8 +818,7 @@ class FingerprintIndex:
         summed = np.zeros(n, dtype=np.int64)
         present = np.zeros(n, dtype=np.bool_)
         for p, args in arrays.items():
-            best = np.full(n, -1, dtype=np.int32)
-            kernels._person_best(self._bounds(args, eligible[p]), owner, best)
+            best = self._per_person(self._bounds(args, eligible[p]))
             present |= best >= 0
             summed += np.maximum(best, 0)
         persons = _top_rows(np.where(present, summed, -1), max(keep, self.params.vote_shortlist))
@@ -830,10 +829,14 @@ class FingerprintIndex:
             rows = np.flatnonzero(eligible[p] & chosen[owner])  # the chosen persons' fingers of this position
             scores = np.full(n, -1, dtype=np.int32)
             scores[rows] = self._votes(args, rows)
-            best = np.full(n, -1, dtype=np.int32)
-            kernels._person_best(scores, owner, best)
-            votes += np.maximum(best[persons], 0)
+            votes += np.maximum(self._per_person(scores)[persons], 0)
         return persons[np.lexsort((persons, -votes))[:keep]]
+
+    def _per_person(self, scores: np.ndarray) -> np.ndarray:
+        """(rows,) each person's best finger score at its first row (-1 for rows that are not first, or no score)."""
+        best = np.full(scores.shape[0], -1, dtype=np.int32)
+        kernels._person_best(scores, self._owner.view, best)
+        return best
 
     def _score_persons(self, prepared: Mapping[int, MatchTemplate], first_rows: np.ndarray, best: np.ndarray) -> None:
         """``best[n, c]``: the best full score of probe finger ``c`` among the person of ``first_rows[n]``'s fingers of its position."""
@@ -871,12 +874,12 @@ class FingerprintIndex:
         return [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
 
     def _kernel_arrays(self, template: FingerprintTemplate) -> tuple:
-        """The first-stage kernels' arguments but the chunk bounds: probe, gallery columns, vote settings."""
+        """The first-stage kernels' leading arguments: probe codes and geometry, then the gallery columns."""
         probe, geometry = _codes_and_geometry(template, self.params, self.params.max_probe_codes)
         minutiae = self._minutiae.view
         return (
             probe, geometry, self._codes.view, self._code_start.view, self._code_count.view, minutiae["row"],
-            minutiae["col"], minutiae["direction"], self._minutia_start.view, self._geometry.view[:, 2], self._vote,
+            minutiae["col"], minutiae["direction"], self._minutia_start.view, self._geometry.view[:, 2],
         )  # fmt: skip
 
     def _first_stage(self, template: FingerprintTemplate, keep: int, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -893,9 +896,9 @@ class FingerprintIndex:
 
     def _bounds(self, arrays: tuple, eligible: np.ndarray) -> np.ndarray:
         """(rows,) int32 first-stage bound (``_agreements``) of every finger, -1 where not eligible, over the index's threads."""
-        probe, _, codes, start, count, *_rest, vote = arrays
+        probe, _, codes, start, count = arrays[:5]
         out = np.empty(eligible.shape[0], dtype=np.int32)
-        self._map(lambda c: kernels._bound_chunk(probe, codes, start, count, eligible, c[0], c[1], vote, out), self._chunks(out.size))
+        self._map(lambda c: kernels._bound_chunk(probe, codes, start, count, eligible, c[0], c[1], self._vote, out), self._chunks(out.size))
         return out
 
     def _votes(self, arrays: tuple, rows: np.ndarray) -> np.ndarray:
@@ -903,7 +906,7 @@ class FingerprintIndex:
         scores = np.zeros(rows.size, dtype=np.int64)
         step = max(1, -(-rows.size // self.threads))
         self._map(
-            lambda lo: kernels._score_rows(*arrays[:10], rows[lo : lo + step], arrays[10], scores[lo : lo + step]),
+            lambda lo: kernels._score_rows(*arrays, rows[lo : lo + step], self._vote, scores[lo : lo + step]),
             list(range(0, rows.size, step)),
         )
         return scores
