@@ -289,12 +289,13 @@ def _vote(
     spread = np.int64(vote[2])
     tolerance2 = vote[3] * vote[3]
     pair_code, pair_weight, pair_bin, pair_gallery, shift_x, shift_y, histogram, agree, code_x, code_y, code_direction, positive = scratch
+    descriptor_bits = np.uint64(vote[4])
     _weights(probe, codes, start, count, vote, agree, positive)
     n_probe = probe_geometry.shape[0]
     last = codes.shape[1] - 1
     to_bins = n_bins / TWO_PI
     for j in range(count):
-        m = m_start + np.int64(codes[start + j, last] >> np.uint64(56))
+        m = m_start + np.int64(codes[start + j, last] >> descriptor_bits)  # the minutia's index sits above the descriptor
         code_x[j] = m_col[m] * scale
         code_y[j] = -m_row[m] * scale
         # 0.5 (to round) minus the gallery direction, in bins, plus 4 turns so that the sums below are positive
